@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libxpmem.c - user-space access to /dev/xpmem.
+ *
+ * The device is opened lazily, on the first call that needs it, and the
+ * descriptor is shared by all threads of the process. The driver binds a
+ * descriptor to the mm of the process that opened it, so a child created by
+ * fork() must not use its parent's descriptor: a pthread_atfork() child
+ * handler forgets it, and the child opens its own on its next call.
+ *
+ * Locking: dev_lock protects dev_fd. It is held across fork() (prepare/parent/
+ * child handlers), so a child never sees it held by a thread that does not
+ * exist in the child.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "xpmem.h"
+
+#define XPMEM_EXPORT __attribute__((visibility("default")))
+
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t dev_once = PTHREAD_ONCE_INIT;
+static int dev_fd = -1;
+
+static void dev_atfork_prepare(void)
+{
+	pthread_mutex_lock(&dev_lock);
+}
+
+static void dev_atfork_parent(void)
+{
+	pthread_mutex_unlock(&dev_lock);
+}
+
+static void dev_atfork_child(void)
+{
+	if (dev_fd >= 0)
+		close(dev_fd);
+	dev_fd = -1;
+	pthread_mutex_unlock(&dev_lock);
+}
+
+static void dev_register_atfork(void)
+{
+	/* Can fail only with ENOMEM; then fork safety is lost, not correctness of the parent. */
+	(void)pthread_atfork(dev_atfork_prepare, dev_atfork_parent, dev_atfork_child);
+}
+
+/*
+ * The device path. XPMEM_DEVICE in the environment overrides it for tests and
+ * containers; it is ignored in set-user-ID and set-group-ID programs.
+ */
+static const char *dev_path(void)
+{
+	const char *path = secure_getenv("XPMEM_DEVICE");
+
+	return path && *path ? path : XPMEM_DEV_PATH;
+}
+
+static int dev_check_abi(int fd)
+{
+	struct xpmem_ioc_info info;
+
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, XPMEM_IOC_INFO, &info) < 0)
+		return -1;
+	if (info.abi_version != XPMEM_ABI_VERSION) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns the process's descriptor for the device, opening it on first use. */
+static int dev_get(void)
+{
+	int fd, err = 0;
+
+	pthread_once(&dev_once, dev_register_atfork);
+
+	pthread_mutex_lock(&dev_lock);
+	if (dev_fd < 0) {
+		fd = open(dev_path(), O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			err = errno;
+		} else if (dev_check_abi(fd) < 0) {
+			err = errno;
+			close(fd);
+			fd = -1;
+		}
+		dev_fd = fd;
+	}
+	fd = dev_fd;
+	pthread_mutex_unlock(&dev_lock);
+
+	if (fd < 0)
+		errno = err;
+	return fd;
+}
+
+XPMEM_EXPORT int xpmem_ext_get_info(struct xpmem_ioc_info *info)
+{
+	int fd;
+
+	if (!info) {
+		errno = EFAULT;
+		return -1;
+	}
+	fd = dev_get();
+	if (fd < 0)
+		return -1;
+	memset(info, 0, sizeof(*info));
+	return ioctl(fd, XPMEM_IOC_INFO, info) < 0 ? -1 : 0;
+}
+
+XPMEM_EXPORT int xpmem_version(void)
+{
+	struct xpmem_ioc_info info;
+
+	if (xpmem_ext_get_info(&info) < 0)
+		return -1;
+	return (int)info.driver_version;
+}

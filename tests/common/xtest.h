@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xtest.h - glue between our test programs and the Check framework.
+ *
+ * Each test program builds one Check Suite and hands it, with its name, to
+ * xtest_main(), which runs it (every test in its own forked process), prints
+ * "<name>: N passed, N failed" and appends the counts to the file named by
+ * $XTEST_SUMMARY, where tests/run-suite adds them up.
+ */
+#ifndef XTEST_H
+#define XTEST_H
+
+#include <check.h>
+
+enum xtest_needs {
+	XTEST_NEEDS_NOTHING = 1,
+	/*
+	 * The suite talks to /dev/xpmem. Without it the suite is skipped, with
+	 * the reason printed, when run by hand; when $XPMEM_REQUIRE_DEVICE=1 or
+	 * $CI is set (the VM harness and CI), it runs anyway and fails.
+	 */
+	XTEST_NEEDS_DEVICE,
+};
+
+int xtest_main(const char *name, Suite *suite, enum xtest_needs needs);
+
+/* A TCase with a timeout that suits TCG guests (Check's default is 4 s). */
+TCase *xtest_tcase(Suite *suite, const char *name);
+
+#endif /* XTEST_H */

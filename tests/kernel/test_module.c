@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * test_module.c - the module's lifetime as seen from user space.
+ *
+ * Needs the module and root (delete_module). tests/guest-suite runs it only
+ * in the root pass of the VM run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "xpmem.h"
+#include "xtest.h"
+
+static long read_sysfs_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	ck_assert_msg(f, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
+	fclose(f);
+	return v;
+}
+
+START_TEST(module_version_is_the_package_version)
+{
+	char buf[64] = { 0 };
+	FILE *f = fopen("/sys/module/xpmem/version", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	ck_assert_str_eq(buf, PACKAGE_VERSION);
+}
+END_TEST
+
+/* Each open file pins the module; closing it lets go. */
+START_TEST(open_files_hold_a_module_reference)
+{
+	const char *refcnt = "/sys/module/xpmem/refcnt";
+	long before = read_sysfs_long(refcnt);
+	int fd1 = open(XPMEM_DEV_PATH, O_RDWR), fd2 = open(XPMEM_DEV_PATH, O_RDWR);
+
+	ck_assert(fd1 >= 0 && fd2 >= 0);
+	ck_assert_int_eq(read_sysfs_long(refcnt), before + 2);
+	close(fd1);
+	ck_assert_int_eq(read_sysfs_long(refcnt), before + 1);
+	close(fd2);
+	ck_assert_int_eq(read_sysfs_long(refcnt), before);
+}
+END_TEST
+
+START_TEST(module_cannot_be_removed_while_open)
+{
+	int fd = open(XPMEM_DEV_PATH, O_RDWR);
+
+	ck_assert_int_ge(fd, 0);
+	errno = 0;
+	ck_assert_int_eq(syscall(SYS_delete_module, "xpmem", O_NONBLOCK), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+	/* Still fully working. */
+	ck_assert_int_gt(xpmem_version(), 0);
+	close(fd);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("module");
+	TCase *tc = xtest_tcase(s, "lifetime");
+
+	tcase_add_test(tc, module_version_is_the_package_version);
+	tcase_add_test(tc, open_files_hold_a_module_reference);
+	tcase_add_test(tc, module_cannot_be_removed_while_open);
+
+	return xtest_main("module", s, XTEST_NEEDS_DEVICE);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * test_abi.c - the public header and library, without the kernel module.
+ *
+ * Runs anywhere (host or guest). It pins the values and layouts that
+ * existing XPMEM consumers are compiled against, the ioctl encoding, and the
+ * library's error reporting when no usable device is present.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "xpmem.h"
+#include "xtest.h"
+
+#ifndef LIBXPMEM_PATH
+#error "LIBXPMEM_PATH must name the built libxpmem.so.0"
+#endif
+
+START_TEST(constants_match_xpmem_api)
+{
+	ck_assert_int_eq(XPMEM_RDONLY, 0x1);
+	ck_assert_int_eq(XPMEM_RDWR, 0x2);
+	ck_assert_int_eq(XPMEM_PERMIT_MODE, 0x1);
+	ck_assert_int_eq(XPMEM_ERRNO_NOPROC, 2004);
+	ck_assert(XPMEM_MAXADDR_SIZE == (size_t)-1);
+	ck_assert_str_eq(XPMEM_DEV_PATH, "/dev/xpmem");
+}
+END_TEST
+
+START_TEST(types_match_xpmem_api)
+{
+	xpmem_segid_t segid = -1;
+	xpmem_apid_t apid = -1;
+
+	ck_assert_uint_eq(sizeof(xpmem_segid_t), 8);
+	ck_assert_uint_eq(sizeof(xpmem_apid_t), 8);
+	ck_assert(segid < 0 && apid < 0);	/* signed */
+	ck_assert_uint_eq(offsetof(struct xpmem_addr, apid), 0);
+	ck_assert_uint_eq(offsetof(struct xpmem_addr, offset), 8);
+	ck_assert_uint_eq(sizeof(struct xpmem_addr), 16);
+}
+END_TEST
+
+START_TEST(info_struct_layout_is_fixed)
+{
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_info), 64);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_info, flags), 0);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_info, abi_version), 4);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_info, driver_version), 8);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_info, features), 16);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_info, task_size), 24);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_info, reserved), 32);
+}
+END_TEST
+
+START_TEST(info_ioctl_is_iowr_with_its_size)
+{
+	ck_assert_uint_eq(_IOC_DIR(XPMEM_IOC_INFO), _IOC_READ | _IOC_WRITE);
+	ck_assert_uint_eq(_IOC_TYPE(XPMEM_IOC_INFO), 'x');
+	ck_assert_uint_eq(_IOC_NR(XPMEM_IOC_INFO), 0);
+	ck_assert_uint_eq(_IOC_SIZE(XPMEM_IOC_INFO), sizeof(struct xpmem_ioc_info));
+}
+END_TEST
+
+START_TEST(version_code_packs_three_fields)
+{
+	ck_assert_int_eq(XPMEM_VERSION_CODE(2, 6, 3), 0x020603);
+	ck_assert_int_eq(XPMEM_VERSION_CODE(0, 1, 0), 0x000100);
+}
+END_TEST
+
+START_TEST(version_without_device_is_enoent)
+{
+	setenv("XPMEM_DEVICE", "/nonexistent/xpmem", 1);
+	errno = 0;
+	ck_assert_int_eq(xpmem_version(), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+START_TEST(version_on_foreign_device_is_enotty)
+{
+	struct xpmem_ioc_info info;
+
+	setenv("XPMEM_DEVICE", "/dev/null", 1);
+	errno = 0;
+	ck_assert_int_eq(xpmem_version(), -1);
+	ck_assert_int_eq(errno, ENOTTY);
+	errno = 0;
+	ck_assert_int_eq(xpmem_ext_get_info(&info), -1);
+	ck_assert_int_eq(errno, ENOTTY);
+}
+END_TEST
+
+START_TEST(get_info_null_is_efault)
+{
+	errno = 0;
+	ck_assert_int_eq(xpmem_ext_get_info(NULL), -1);
+	ck_assert_int_eq(errno, EFAULT);
+}
+END_TEST
+
+/* The library exports its API under version XPMEM_1.0 and nothing else. */
+START_TEST(library_exports_versioned_api_only)
+{
+	void *lib = dlopen(LIBXPMEM_PATH, RTLD_NOW | RTLD_LOCAL);
+
+	ck_assert_msg(lib, "dlopen(%s): %s", LIBXPMEM_PATH, dlerror());
+	ck_assert_ptr_nonnull(dlvsym(lib, "xpmem_version", "XPMEM_1.0"));
+	ck_assert_ptr_nonnull(dlvsym(lib, "xpmem_ext_get_info", "XPMEM_1.0"));
+	/* An unversioned lookup, as old binaries do, finds the same symbol. */
+	ck_assert_ptr_eq(dlsym(lib, "xpmem_version"),
+			 dlvsym(lib, "xpmem_version", "XPMEM_1.0"));
+	/* Internal helpers stay local. */
+	ck_assert_ptr_null(dlsym(lib, "dev_get"));
+	ck_assert_ptr_null(dlsym(lib, "dev_fd"));
+	dlclose(lib);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("abi");
+	TCase *tc = xtest_tcase(s, "header");
+
+	tcase_add_test(tc, constants_match_xpmem_api);
+	tcase_add_test(tc, types_match_xpmem_api);
+	tcase_add_test(tc, info_struct_layout_is_fixed);
+	tcase_add_test(tc, info_ioctl_is_iowr_with_its_size);
+	tcase_add_test(tc, version_code_packs_three_fields);
+
+	tc = xtest_tcase(s, "library");
+	tcase_add_test(tc, version_without_device_is_enoent);
+	tcase_add_test(tc, version_on_foreign_device_is_enotty);
+	tcase_add_test(tc, get_info_null_is_efault);
+	tcase_add_test(tc, library_exports_versioned_api_only);
+
+	return xtest_main("abi", s, XTEST_NEEDS_NOTHING);
+}
