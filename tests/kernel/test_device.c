@@ -47,6 +47,16 @@ static int ioctl_errno(unsigned long cmd, void *arg)
 	return err;
 }
 
+/* ioctl(@cmd, @arg) on a fresh descriptor must end with errno @expected (0: success). */
+#define assert_ioctl_errno(cmd, arg, expected)					\
+	do {									\
+		int _err = ioctl_errno(cmd, arg);				\
+		ck_assert_msg(_err == (expected),				\
+			      "ioctl(%s, %s): %s, expected %s", #cmd, #arg,	\
+			      _err ? strerror(_err) : "success",		\
+			      (expected) ? strerror(expected) : "success");	\
+	} while (0)
+
 /* A page that is mapped but has no access, right after @len usable bytes. */
 static void *map_before_guard(size_t len)
 {
@@ -75,7 +85,7 @@ START_TEST(info_reports_abi_version_and_features)
 	struct xpmem_ioc_info info;
 
 	memset(&info, 0, sizeof(info));
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, &info), 0);
+	assert_ioctl_errno(XPMEM_IOC_INFO, &info, 0);
 	ck_assert_uint_eq(info.abi_version, XPMEM_ABI_VERSION);
 	ck_assert_uint_eq(info.driver_version,
 			  XPMEM_VERSION_CODE(XPMEM_PKG_MAJOR, XPMEM_PKG_MINOR,
@@ -94,7 +104,7 @@ START_TEST(info_task_size_is_the_address_space_limit)
 	void *p;
 
 	memset(&info, 0, sizeof(info));
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, &info), 0);
+	assert_ioctl_errno(XPMEM_IOC_INFO, &info, 0);
 	ck_assert_msg(info.task_size == TASK_SIZE_4LEVEL ||
 		      info.task_size == TASK_SIZE_5LEVEL,
 		      "task_size %#llx", (unsigned long long)info.task_size);
@@ -116,7 +126,7 @@ START_TEST(info_rejects_nonzero_flags_and_leaves_struct_alone)
 	memset(&info, 0, sizeof(info));
 	info.flags = 1u << _i;
 	info.abi_version = 0xdeadbeef;
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, &info), EINVAL);
+	assert_ioctl_errno(XPMEM_IOC_INFO, &info, EINVAL);
 	ck_assert_uint_eq(info.abi_version, 0xdeadbeef);	/* not copied back */
 	ck_assert_uint_eq(info.flags, 1u << _i);
 }
@@ -128,7 +138,7 @@ START_TEST(info_rejects_nonzero_padding)
 
 	memset(&info, 0, sizeof(info));
 	info.__pad = 1;
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, &info), EINVAL);
+	assert_ioctl_errno(XPMEM_IOC_INFO, &info, EINVAL);
 }
 END_TEST
 
@@ -138,7 +148,7 @@ START_TEST(info_rejects_each_nonzero_reserved_word)
 
 	memset(&info, 0, sizeof(info));
 	info.reserved[_i] = 1ULL << 63;
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, &info), EINVAL);
+	assert_ioctl_errno(XPMEM_IOC_INFO, &info, EINVAL);
 }
 END_TEST
 
@@ -156,7 +166,7 @@ START_TEST(info_with_wrong_size_or_direction_is_einval)
 	};
 
 	memset(buf, 0, sizeof(buf));
-	ck_assert_int_eq(ioctl_errno(cmds[_i], buf), EINVAL);
+	assert_ioctl_errno(cmds[_i], buf, EINVAL);
 }
 END_TEST
 
@@ -172,7 +182,7 @@ START_TEST(unknown_commands_are_enotty)
 	};
 
 	memset(&info, 0, sizeof(info));
-	ck_assert_int_eq(ioctl_errno(cmds[_i], &info), ENOTTY);
+	assert_ioctl_errno(cmds[_i], &info, ENOTTY);
 }
 END_TEST
 
@@ -182,9 +192,9 @@ START_TEST(info_with_bad_pointer_is_efault)
 	void *none = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	ck_assert(none != MAP_FAILED);
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, NULL), EFAULT);
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, none), EFAULT);
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, (void *)-4096L), EFAULT);
+	assert_ioctl_errno(XPMEM_IOC_INFO, NULL, EFAULT);
+	assert_ioctl_errno(XPMEM_IOC_INFO, none, EFAULT);
+	assert_ioctl_errno(XPMEM_IOC_INFO, (void *)-4096L, EFAULT);
 }
 END_TEST
 
@@ -193,7 +203,7 @@ START_TEST(info_straddling_a_guard_page_is_efault)
 {
 	char *p = map_before_guard(sizeof(struct xpmem_ioc_info) - 8);
 
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, p), EFAULT);
+	assert_ioctl_errno(XPMEM_IOC_INFO, p, EFAULT);
 }
 END_TEST
 
@@ -207,7 +217,7 @@ START_TEST(info_into_readonly_memory_is_efault)
 	ck_assert(info != MAP_FAILED);
 	memset(info, 0, sizeof(*info));
 	ck_assert_int_eq(mprotect(info, page, PROT_READ), 0);
-	ck_assert_int_eq(ioctl_errno(XPMEM_IOC_INFO, info), EFAULT);
+	assert_ioctl_errno(XPMEM_IOC_INFO, info, EFAULT);
 	ck_assert_uint_eq(info->abi_version, 0);
 }
 END_TEST
