@@ -37,18 +37,14 @@ struct xpmem_addr {
 /* "Up to the end of the address space"; the driver clamps it. */
 #define XPMEM_MAXADDR_SIZE	((size_t)-1)
 
-/* Access flags of xpmem_get(): exactly one of them. */
-#define XPMEM_RDONLY		0x1
-#define XPMEM_RDWR		0x2
-
-/* Permit types of xpmem_make() and xpmem_get(). */
-#define XPMEM_PERMIT_MODE	0x1
+/*
+ * From xpmem_ioctl.h, with the values the XPMEM API has always had:
+ * XPMEM_RDONLY (0x1) and XPMEM_RDWR (0x2), the access flags of xpmem_get();
+ * XPMEM_PERMIT_MODE (0x1), the only permit type; XPMEM_ERRNO_NOPROC (2004).
+ */
 
 /* The device that the library opens. */
 #define XPMEM_DEV_PATH		XPMEM_DEVICE_PATH
-
-/* errno value meaning "this descriptor belongs to another process". */
-#define XPMEM_ERRNO_NOPROC	2004
 
 /**
  * xpmem_version() - version of the loaded driver.
@@ -61,6 +57,50 @@ struct xpmem_addr {
  *   others   from open(2) or ioctl(2) (ENOTTY: not an xpmem device).
  */
 int xpmem_version(void);
+
+/**
+ * xpmem_make() - export [@vaddr, @vaddr + @size) of this process.
+ * @vaddr:        page-aligned start; NULL (0) is allowed.
+ * @size:         page-aligned length, or XPMEM_MAXADDR_SIZE for "to the end
+ *                of the address space" (clamped by the driver).
+ * @permit_type:  XPMEM_PERMIT_MODE.
+ * @permit_value: a mode such as (void *)0600: who may xpmem_get() it,
+ *                checked like a System V IPC object's mode.
+ *
+ * The range may contain unmapped holes. The segment lasts until
+ * xpmem_remove(), or until this process closes the device or exits.
+ * Returns a positive segid, or -1 with errno: EINVAL (alignment, size,
+ * permit type, mode bits outside 0777), ENOMEM, or as for xpmem_version().
+ */
+xpmem_segid_t xpmem_make(void *vaddr, size_t size, int permit_type, void *permit_value);
+
+/**
+ * xpmem_remove() - remove a segment that this process made.
+ *
+ * No new permits can be got for it. Returns 0, or -1 with errno: ENOENT (no
+ * such segment), EPERM (another process made it).
+ */
+int xpmem_remove(xpmem_segid_t segid);
+
+/**
+ * xpmem_get() - get access to a segment.
+ * @segid:        from the exporter (xpmem_make()).
+ * @flags:        XPMEM_RDONLY or XPMEM_RDWR.
+ * @permit_type:  XPMEM_PERMIT_MODE.
+ * @permit_value: ignored (the segment's mode decides); NULL is fine.
+ *
+ * Returns a positive apid, usable only in this process, or -1 with errno:
+ * ENOENT (no such segment), EACCES (the segment's mode does not grant
+ * @flags to this user), EINVAL (flags or permit type), ENOMEM.
+ */
+xpmem_apid_t xpmem_get(xpmem_segid_t segid, int flags, int permit_type, void *permit_value);
+
+/**
+ * xpmem_release() - drop an access permit got by this process.
+ *
+ * Returns 0, or -1 with errno ENOENT (no such permit in this process).
+ */
+int xpmem_release(xpmem_apid_t apid);
 
 /**
  * xpmem_ext_get_info() - the driver's XPMEM_IOC_INFO answer.

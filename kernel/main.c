@@ -2,6 +2,9 @@
 /*
  * main.c - the xpmem module: /dev/xpmem and its ioctl dispatcher.
  *
+ * Each open binds the file to the opener's mm (struct xpmem_file); every
+ * command but XPMEM_IOC_INFO must come from a process with that mm.
+ *
  * Locking: this file takes no locks of its own. Each command handler
  * documents the locks it takes.
  */
@@ -12,6 +15,8 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
@@ -19,8 +24,12 @@
 
 /* Layout checks: the ABI is the same for 32- and 64-bit callers. */
 static_assert(sizeof(struct xpmem_ioc_info) == 64);
+static_assert(sizeof(struct xpmem_ioc_make) == 64);
+static_assert(sizeof(struct xpmem_ioc_remove) == 32);
+static_assert(sizeof(struct xpmem_ioc_get) == 56);
+static_assert(sizeof(struct xpmem_ioc_release) == 32);
 
-static int xpmem_ioc_info(struct file *file, void *data)
+static int xpmem_ioc_info(struct xpmem_file *xf, void *data)
 {
 	struct xpmem_ioc_info *info = data;
 
@@ -37,20 +46,29 @@ static int xpmem_ioc_info(struct file *file, void *data)
 
 struct xpmem_ioctl_desc {
 	unsigned int cmd;
-	int (*handler)(struct file *file, void *data);
+	bool any_process;	/* may come from a process other than the opener */
+	int (*handler)(struct xpmem_file *xf, void *data);
 };
 
-#define XPMEM_IOCTL(_cmd, _handler) \
-	[_IOC_NR(_cmd)] = { .cmd = _cmd, .handler = _handler }
+#define XPMEM_IOCTL(_cmd, _handler, _any) \
+	[_IOC_NR(_cmd)] = { .cmd = _cmd, .handler = _handler, .any_process = _any }
 
 /* Indexed by _IOC_NR(); a hole in the table is an unknown command. */
 static const struct xpmem_ioctl_desc xpmem_ioctls[] = {
-	XPMEM_IOCTL(XPMEM_IOC_INFO, xpmem_ioc_info),
+	XPMEM_IOCTL(XPMEM_IOC_INFO, xpmem_ioc_info, true),
+	XPMEM_IOCTL(XPMEM_IOC_MAKE, xpmem_ioc_make, false),
+	XPMEM_IOCTL(XPMEM_IOC_REMOVE, xpmem_ioc_remove, false),
+	XPMEM_IOCTL(XPMEM_IOC_GET, xpmem_ioc_get, false),
+	XPMEM_IOCTL(XPMEM_IOC_RELEASE, xpmem_ioc_release, false),
 };
 
 /* Big enough for the argument of every command in xpmem_ioctls[]. */
 union xpmem_ioctl_arg {
 	struct xpmem_ioc_info info;
+	struct xpmem_ioc_make make;
+	struct xpmem_ioc_remove remove;
+	struct xpmem_ioc_get get;
+	struct xpmem_ioc_release release;
 };
 
 /*
@@ -59,6 +77,7 @@ union xpmem_ioctl_arg {
  */
 static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
+	struct xpmem_file *xf = file->private_data;
 	void __user *uarg = (void __user *)arg;
 	const struct xpmem_ioctl_desc *desc;
 	union xpmem_ioctl_arg data;
@@ -75,10 +94,12 @@ static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return -EINVAL;
 	if (WARN_ON_ONCE(_IOC_SIZE(cmd) > sizeof(data)))
 		return -EINVAL;
+	if (!desc->any_process && current->mm != xf->mm)
+		return -XPMEM_ERRNO_NOPROC;
 
 	if (copy_from_user(&data, uarg, _IOC_SIZE(cmd)))
 		return -EFAULT;
-	ret = desc->handler(file, &data);
+	ret = desc->handler(xf, &data);
 	if (ret)
 		return ret;
 	if (copy_to_user(uarg, &data, _IOC_SIZE(cmd)))
@@ -86,8 +107,43 @@ static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	return 0;
 }
 
+static int xpmem_open(struct inode *inode, struct file *file)
+{
+	struct xpmem_file *xf;
+
+	if (!current->mm)
+		return -EINVAL;
+	xf = kzalloc(sizeof(*xf), GFP_KERNEL);
+	if (!xf)
+		return -ENOMEM;
+	xf->mm = current->mm;
+	mmgrab(xf->mm);
+	mutex_init(&xf->lock);
+	INIT_LIST_HEAD(&xf->segments);
+	xa_init(&xf->permits);
+	file->private_data = xf;
+	xpmem_stat_inc(XPMEM_STAT_FILES_ALIVE);
+	return 0;
+}
+
+/* The last reference to the file is gone: no ioctl can be running on it. */
+static int xpmem_release(struct inode *inode, struct file *file)
+{
+	struct xpmem_file *xf = file->private_data;
+
+	xpmem_file_release_permits(xf);
+	xpmem_file_remove_segments(xf);
+	mutex_destroy(&xf->lock);
+	mmdrop(xf->mm);
+	kfree(xf);
+	xpmem_stat_dec(XPMEM_STAT_FILES_ALIVE);
+	return 0;
+}
+
 static const struct file_operations xpmem_fops = {
 	.owner = THIS_MODULE,
+	.open = xpmem_open,
+	.release = xpmem_release,
 	.unlocked_ioctl = xpmem_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
@@ -108,9 +164,11 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
+	xpmem_debugfs_init();
 	ret = misc_register(&xpmem_miscdev);
 	if (ret) {
 		pr_err("cannot register /dev/xpmem: %d\n", ret);
+		xpmem_debugfs_exit();
 		return ret;
 	}
 	pr_info("version %s loaded, ABI %d\n", XPMEM_VERSION_STRING,
@@ -121,6 +179,9 @@ static int __init xpmem_init(void)
 static void __exit xpmem_exit(void)
 {
 	misc_deregister(&xpmem_miscdev);
+	xpmem_debugfs_exit();
+	/* Segments are freed with kfree_rcu(); let that finish first. */
+	rcu_barrier();
 }
 
 module_init(xpmem_init);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -103,6 +104,89 @@ static int dev_get(void)
 	if (fd < 0)
 		errno = err;
 	return fd;
+}
+
+/*
+ * Forget @fd if it is still the process's descriptor, so that the next
+ * dev_get() opens the device again.
+ */
+static void dev_forget(int fd)
+{
+	pthread_mutex_lock(&dev_lock);
+	if (dev_fd == fd) {
+		close(dev_fd);
+		dev_fd = -1;
+	}
+	pthread_mutex_unlock(&dev_lock);
+}
+
+/*
+ * Issue @cmd. A descriptor inherited without our fork handler (a raw clone,
+ * or one passed in) answers XPMEM_ERRNO_NOPROC: open our own and retry once.
+ */
+static int dev_ioctl(unsigned long cmd, void *arg)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = dev_get();
+
+		if (fd < 0)
+			return -1;
+		if (ioctl(fd, cmd, arg) == 0)
+			return 0;
+		if (errno != XPMEM_ERRNO_NOPROC)
+			return -1;
+		dev_forget(fd);
+	}
+	return -1;
+}
+
+XPMEM_EXPORT xpmem_segid_t xpmem_make(void *vaddr, size_t size, int permit_type,
+				      void *permit_value)
+{
+	struct xpmem_ioc_make arg;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.vaddr = (uintptr_t)vaddr;
+	arg.size = size == XPMEM_MAXADDR_SIZE ? XPMEM_MAXADDR_SIZE_U64 : size;
+	arg.permit_type = (uint32_t)permit_type;
+	arg.permit_value = (uintptr_t)permit_value;
+	if (dev_ioctl(XPMEM_IOC_MAKE, &arg) < 0)
+		return -1;
+	return arg.segid;
+}
+
+XPMEM_EXPORT int xpmem_remove(xpmem_segid_t segid)
+{
+	struct xpmem_ioc_remove arg;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.segid = segid;
+	return dev_ioctl(XPMEM_IOC_REMOVE, &arg);
+}
+
+XPMEM_EXPORT xpmem_apid_t xpmem_get(xpmem_segid_t segid, int flags, int permit_type,
+				    void *permit_value)
+{
+	struct xpmem_ioc_get arg;
+
+	/* Negative flags or types become large values, which the driver refuses. */
+	memset(&arg, 0, sizeof(arg));
+	arg.segid = segid;
+	arg.access = (uint32_t)flags;
+	arg.permit_type = (uint32_t)permit_type;
+	arg.permit_value = (uintptr_t)permit_value;
+	if (dev_ioctl(XPMEM_IOC_GET, &arg) < 0)
+		return -1;
+	return arg.apid;
+}
+
+XPMEM_EXPORT int xpmem_release(xpmem_apid_t apid)
+{
+	struct xpmem_ioc_release arg;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.apid = apid;
+	return dev_ioctl(XPMEM_IOC_RELEASE, &arg);
 }
 
 XPMEM_EXPORT int xpmem_ext_get_info(struct xpmem_ioc_info *info)

@@ -53,10 +53,29 @@
 
 /*
  * Feature bits in xpmem_ioc_info.features. A bit is set only when the loaded
- * driver implements the feature. None are defined yet: this ABI version
- * provides only XPMEM_IOC_INFO.
+ * driver implements the feature.
  */
-#define XPMEM_FEATURES_ALL	0ULL
+/* XPMEM_IOC_MAKE, _REMOVE, _GET and _RELEASE. */
+#define XPMEM_FEATURE_SEGMENTS	(1ULL << 0)
+#define XPMEM_FEATURES_ALL	XPMEM_FEATURE_SEGMENTS
+
+/*
+ * errno of every command issued on a descriptor by a process other than the
+ * one that opened it (a child after fork, or a process that received the
+ * descriptor). The driver binds each open to the opener's address space;
+ * libxpmem reacts by opening the device again.
+ */
+#define XPMEM_ERRNO_NOPROC	2004
+
+/* The only permit type: permit_value is a file mode (bits 0777). */
+#define XPMEM_PERMIT_MODE	0x1
+
+/* Access requested by XPMEM_IOC_GET: exactly one of them. */
+#define XPMEM_RDONLY		0x1
+#define XPMEM_RDWR		0x2
+
+/* xpmem_ioc_make.size meaning "up to the end of the address space". */
+#define XPMEM_MAXADDR_SIZE_U64	(~0ULL)
 
 /**
  * struct xpmem_ioc_info - argument of XPMEM_IOC_INFO
@@ -81,5 +100,108 @@ struct xpmem_ioc_info {
 };
 
 #define XPMEM_IOC_INFO		_IOWR(XPMEM_IOC_MAGIC, 0x00, struct xpmem_ioc_info)
+
+/**
+ * struct xpmem_ioc_make - argument of XPMEM_IOC_MAKE: export a range of the
+ * caller's address space as a segment.
+ * @vaddr:        (in)  start of the range; page-aligned. 0 is allowed.
+ * @size:         (in)  length; page-aligned and non-zero, or
+ *                      XPMEM_MAXADDR_SIZE_U64 for "up to task_size".
+ * @permit_type:  (in)  XPMEM_PERMIT_MODE.
+ * @flags:        (in)  must be 0.
+ * @permit_value: (in)  who may XPMEM_IOC_GET it: a mode, checked like a
+ *                      System V IPC object's against the creator's uid,
+ *                      gid and user namespace. Only bits 0777.
+ * @segid:        (out) the segment id: positive, random, never reused
+ *                      while the segment exists.
+ * @reserved:     (in)  must be 0.
+ *
+ * The range may contain holes; it is not checked against the caller's
+ * mappings. The segment lives until XPMEM_IOC_REMOVE, until the descriptor
+ * it was made on is closed, or until its creator's address space goes away.
+ *
+ * Errors: EINVAL (alignment, zero size, vaddr + size beyond task_size or
+ * overflowing, unknown permit_type, mode bits outside 0777, flags or
+ * reserved non-zero), ENOMEM, XPMEM_ERRNO_NOPROC.
+ */
+struct xpmem_ioc_make {
+	__u64 vaddr;
+	__u64 size;
+	__u32 permit_type;
+	__u32 flags;
+	__u64 permit_value;
+	__s64 segid;
+	__u64 reserved[3];
+};
+
+/**
+ * struct xpmem_ioc_remove - argument of XPMEM_IOC_REMOVE: remove a segment.
+ * @segid:    (in) a segment made on this descriptor.
+ * @flags:    (in) must be 0.
+ * @__pad:    (in) must be 0.
+ * @reserved: (in) must be 0.
+ *
+ * No new access permit can be got for it afterwards; permits already got
+ * stay valid until released, but no longer reach the exporter's memory.
+ *
+ * Errors: ENOENT (no such segment), EPERM (the segment was made by another
+ * process or on another descriptor), EINVAL, XPMEM_ERRNO_NOPROC.
+ */
+struct xpmem_ioc_remove {
+	__s64 segid;
+	__u32 flags;
+	__u32 __pad;
+	__u64 reserved[2];
+};
+
+/**
+ * struct xpmem_ioc_get - argument of XPMEM_IOC_GET: get an access permit.
+ * @segid:        (in)  the segment.
+ * @access:       (in)  XPMEM_RDONLY or XPMEM_RDWR.
+ * @permit_type:  (in)  XPMEM_PERMIT_MODE.
+ * @permit_value: (in)  ignored: the segment's own mode decides. Consumers
+ *                      pass their mode or NULL here.
+ * @flags:        (in)  must be 0.
+ * @__pad:        (in)  must be 0.
+ * @apid:         (out) the access permit id: positive and random. It is
+ *                      valid only on this descriptor, in this process.
+ * @reserved:     (in)  must be 0.
+ *
+ * Errors: ENOENT (no such segment, or it was removed), EACCES (the segment's
+ * mode does not grant @access to the caller, who lacks CAP_IPC_OWNER in the
+ * creator's user namespace), EINVAL, ENOMEM, XPMEM_ERRNO_NOPROC.
+ */
+struct xpmem_ioc_get {
+	__s64 segid;
+	__u32 access;
+	__u32 permit_type;
+	__u64 permit_value;
+	__u32 flags;
+	__u32 __pad;
+	__s64 apid;
+	__u64 reserved[2];
+};
+
+/**
+ * struct xpmem_ioc_release - argument of XPMEM_IOC_RELEASE: drop a permit.
+ * @apid:     (in) a permit got on this descriptor.
+ * @flags:    (in) must be 0.
+ * @__pad:    (in) must be 0.
+ * @reserved: (in) must be 0.
+ *
+ * Errors: ENOENT (no such permit on this descriptor), EINVAL,
+ * XPMEM_ERRNO_NOPROC.
+ */
+struct xpmem_ioc_release {
+	__s64 apid;
+	__u32 flags;
+	__u32 __pad;
+	__u64 reserved[2];
+};
+
+#define XPMEM_IOC_MAKE		_IOWR(XPMEM_IOC_MAGIC, 0x01, struct xpmem_ioc_make)
+#define XPMEM_IOC_REMOVE	_IOWR(XPMEM_IOC_MAGIC, 0x02, struct xpmem_ioc_remove)
+#define XPMEM_IOC_GET		_IOWR(XPMEM_IOC_MAGIC, 0x03, struct xpmem_ioc_get)
+#define XPMEM_IOC_RELEASE	_IOWR(XPMEM_IOC_MAGIC, 0x04, struct xpmem_ioc_release)
 
 #endif /* _UAPI_XPMEM_IOCTL_H */

@@ -174,7 +174,7 @@ START_TEST(unknown_commands_are_enotty)
 {
 	struct xpmem_ioc_info info;
 	const unsigned long cmds[] = {
-		_IOWR('x', 0x01, struct xpmem_ioc_info),
+		_IOWR('x', 0x1e, struct xpmem_ioc_info),
 		_IOWR('x', 0x1f, struct xpmem_ioc_info),
 		_IOWR('x', 0xff, struct xpmem_ioc_info),
 		_IOWR('y', 0x00, struct xpmem_ioc_info),

@@ -55,12 +55,42 @@ START_TEST(info_struct_layout_is_fixed)
 }
 END_TEST
 
-START_TEST(info_ioctl_is_iowr_with_its_size)
+START_TEST(segment_structs_layout_is_fixed)
 {
-	ck_assert_uint_eq(_IOC_DIR(XPMEM_IOC_INFO), _IOC_READ | _IOC_WRITE);
-	ck_assert_uint_eq(_IOC_TYPE(XPMEM_IOC_INFO), 'x');
-	ck_assert_uint_eq(_IOC_NR(XPMEM_IOC_INFO), 0);
-	ck_assert_uint_eq(_IOC_SIZE(XPMEM_IOC_INFO), sizeof(struct xpmem_ioc_info));
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_make), 64);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_make, size), 8);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_make, permit_type), 16);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_make, permit_value), 24);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_make, segid), 32);
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_remove), 32);
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_get), 56);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_get, permit_value), 16);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_get, apid), 32);
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_release), 32);
+}
+END_TEST
+
+/* Every command is _IOWR, type 'x', with its struct's size. */
+START_TEST(ioctls_are_iowr_with_their_size)
+{
+	const struct {
+		unsigned long cmd;
+		unsigned int nr;
+		size_t size;
+	} cmds[] = {
+		{ XPMEM_IOC_INFO, 0, sizeof(struct xpmem_ioc_info) },
+		{ XPMEM_IOC_MAKE, 1, sizeof(struct xpmem_ioc_make) },
+		{ XPMEM_IOC_REMOVE, 2, sizeof(struct xpmem_ioc_remove) },
+		{ XPMEM_IOC_GET, 3, sizeof(struct xpmem_ioc_get) },
+		{ XPMEM_IOC_RELEASE, 4, sizeof(struct xpmem_ioc_release) },
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		ck_assert_uint_eq(_IOC_DIR(cmds[i].cmd), _IOC_READ | _IOC_WRITE);
+		ck_assert_uint_eq(_IOC_TYPE(cmds[i].cmd), 'x');
+		ck_assert_uint_eq(_IOC_NR(cmds[i].cmd), cmds[i].nr);
+		ck_assert_uint_eq(_IOC_SIZE(cmds[i].cmd), cmds[i].size);
+	}
 }
 END_TEST
 
@@ -94,6 +124,25 @@ START_TEST(version_on_foreign_device_is_enotty)
 }
 END_TEST
 
+/* Without a device every call fails cleanly with the open's errno. */
+START_TEST(api_without_device_is_enoent)
+{
+	setenv("XPMEM_DEVICE", "/nonexistent/xpmem", 1);
+	errno = 0;
+	ck_assert_int_eq(xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_int_eq(xpmem_get(1, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_int_eq(xpmem_remove(1), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_int_eq(xpmem_release(1), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 START_TEST(get_info_null_is_efault)
 {
 	errno = 0;
@@ -105,11 +154,13 @@ END_TEST
 /* The library exports its API under version XPMEM_1.0 and nothing else. */
 START_TEST(library_exports_versioned_api_only)
 {
+	const char *api[] = { "xpmem_version", "xpmem_make", "xpmem_remove", "xpmem_get",
+			      "xpmem_release", "xpmem_ext_get_info" };
 	void *lib = dlopen(LIBXPMEM_PATH, RTLD_NOW | RTLD_LOCAL);
 
 	ck_assert_msg(lib, "dlopen(%s): %s", LIBXPMEM_PATH, dlerror());
-	ck_assert_ptr_nonnull(dlvsym(lib, "xpmem_version", "XPMEM_1.0"));
-	ck_assert_ptr_nonnull(dlvsym(lib, "xpmem_ext_get_info", "XPMEM_1.0"));
+	for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++)
+		ck_assert_msg(dlvsym(lib, api[i], "XPMEM_1.0"), "%s@XPMEM_1.0 missing", api[i]);
 	/* An unversioned lookup, as old binaries do, finds the same symbol. */
 	ck_assert_ptr_eq(dlsym(lib, "xpmem_version"),
 			 dlvsym(lib, "xpmem_version", "XPMEM_1.0"));
@@ -128,12 +179,14 @@ int main(void)
 	tcase_add_test(tc, constants_match_xpmem_api);
 	tcase_add_test(tc, types_match_xpmem_api);
 	tcase_add_test(tc, info_struct_layout_is_fixed);
-	tcase_add_test(tc, info_ioctl_is_iowr_with_its_size);
+	tcase_add_test(tc, segment_structs_layout_is_fixed);
+	tcase_add_test(tc, ioctls_are_iowr_with_their_size);
 	tcase_add_test(tc, version_code_packs_three_fields);
 
 	tc = xtest_tcase(s, "library");
 	tcase_add_test(tc, version_without_device_is_enoent);
 	tcase_add_test(tc, version_on_foreign_device_is_enotty);
+	tcase_add_test(tc, api_without_device_is_enoent);
 	tcase_add_test(tc, get_info_null_is_efault);
 	tcase_add_test(tc, library_exports_versioned_api_only);
 

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * debugfs.c - /sys/kernel/debug/xpmem/stats: counters for tests and tools.
+ *
+ * "*_alive" counts objects that exist now; the test suite checks that they
+ * are back to zero after each test program (the leak check). The others
+ * count events since the module was loaded. Locking: none; the counters are
+ * atomic and read without a snapshot.
+ */
+
+#include <linux/atomic.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+
+#include "xpmem_internal.h"
+
+static atomic_long_t xpmem_stats[XPMEM_NR_STATS];
+
+static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
+	[XPMEM_STAT_FILES_ALIVE] = "files_alive",
+	[XPMEM_STAT_SEGMENTS_ALIVE] = "segments_alive",
+	[XPMEM_STAT_PERMITS_ALIVE] = "permits_alive",
+	[XPMEM_STAT_SEGMENTS_MADE] = "segments_made",
+	[XPMEM_STAT_PERMITS_GOT] = "permits_got",
+};
+
+static struct dentry *xpmem_debugfs_dir;
+
+void xpmem_stat_inc(enum xpmem_stat stat)
+{
+	atomic_long_inc(&xpmem_stats[stat]);
+}
+
+void xpmem_stat_dec(enum xpmem_stat stat)
+{
+	atomic_long_dec(&xpmem_stats[stat]);
+}
+
+static int stats_show(struct seq_file *m, void *unused)
+{
+	int i;
+
+	for (i = 0; i < XPMEM_NR_STATS; i++)
+		seq_printf(m, "%s %ld\n", xpmem_stat_names[i],
+			   atomic_long_read(&xpmem_stats[i]));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(stats);
+
+/* debugfs is optional: failures here only lose the counters' file. */
+void xpmem_debugfs_init(void)
+{
+	xpmem_debugfs_dir = debugfs_create_dir("xpmem", NULL);
+	debugfs_create_file("stats", 0444, xpmem_debugfs_dir, NULL, &stats_fops);
+}
+
+void xpmem_debugfs_exit(void)
+{
+	debugfs_remove_recursive(xpmem_debugfs_dir);
+}

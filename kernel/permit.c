@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * permit.c - access permits (apids).
+ *
+ * A permit lives in the table of the xpmem_file it was got through, so it is
+ * usable only by the process that got it. Locking: the table's own xa_lock;
+ * no other lock is taken here.
+ */
+
+#include <linux/slab.h>
+
+#include "xpmem_internal.h"
+
+static void xpmem_permit_free(struct xpmem_permit *permit)
+{
+	xpmem_segment_put(permit->seg);
+	kfree(permit);
+	xpmem_stat_dec(XPMEM_STAT_PERMITS_ALIVE);
+}
+
+int xpmem_ioc_get(struct xpmem_file *xf, void *data)
+{
+	struct xpmem_ioc_get *arg = data;
+	struct xpmem_permit *permit;
+	struct xpmem_segment *seg;
+	u64 apid;
+	int ret;
+
+	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
+		return -EINVAL;
+	if (arg->permit_type != XPMEM_PERMIT_MODE)
+		return -EINVAL;
+	if (arg->access != XPMEM_RDONLY && arg->access != XPMEM_RDWR)
+		return -EINVAL;
+	if (arg->segid <= 0)
+		return -ENOENT;
+
+	seg = xpmem_segment_lookup(arg->segid);
+	if (!seg)
+		return -ENOENT;
+	ret = xpmem_segment_permits(seg, arg->access);
+	if (ret)
+		goto out_put;
+
+	permit = kzalloc(sizeof(*permit), GFP_KERNEL);
+	if (!permit) {
+		ret = -ENOMEM;
+		goto out_put;
+	}
+	permit->access = arg->access;
+	permit->seg = seg;
+	do {
+		apid = xpmem_random_id();
+		permit->apid = apid;
+		ret = xa_insert(&xf->permits, apid, permit, GFP_KERNEL);
+	} while (ret == -EBUSY);
+	if (ret) {
+		kfree(permit);
+		goto out_put;
+	}
+	xpmem_stat_inc(XPMEM_STAT_PERMITS_ALIVE);
+	xpmem_stat_inc(XPMEM_STAT_PERMITS_GOT);
+	arg->apid = apid;
+	return 0;
+
+out_put:
+	xpmem_segment_put(seg);
+	return ret;
+}
+
+int xpmem_ioc_release(struct xpmem_file *xf, void *data)
+{
+	struct xpmem_ioc_release *arg = data;
+	struct xpmem_permit *permit;
+
+	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
+		return -EINVAL;
+	if (arg->apid <= 0)
+		return -ENOENT;
+
+	permit = xa_erase(&xf->permits, arg->apid);
+	if (!permit)
+		return -ENOENT;
+	xpmem_permit_free(permit);
+	return 0;
+}
+
+/* The file is going away: release every permit got through it. */
+void xpmem_file_release_permits(struct xpmem_file *xf)
+{
+	struct xpmem_permit *permit;
+	unsigned long apid;
+
+	xa_for_each(&xf->permits, apid, permit) {
+		xa_erase(&xf->permits, apid);
+		xpmem_permit_free(permit);
+	}
+	xa_destroy(&xf->permits);
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * segment.c - segments: ranges of an exporter's address space.
+ *
+ * Locking: xpmem_file.lock (of the owner) serialises making and removing the
+ * owner's segments and protects its segments list and seg->owner. The
+ * global table xpmem_segments has its own xa_lock, taken inside. Lookups by
+ * other processes run under RCU only and take a reference with
+ * kref_get_unless_zero(); segments are freed after a grace period.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/capability.h>
+#include <linux/cred.h>
+#include <linux/mm.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/user_namespace.h>
+
+#include "xpmem_internal.h"
+
+/* segid -> struct xpmem_segment; holds one reference per entry. */
+static DEFINE_XARRAY(xpmem_segments);
+
+static void xpmem_segment_free(struct kref *ref)
+{
+	struct xpmem_segment *seg = container_of(ref, struct xpmem_segment, ref);
+
+	put_user_ns(seg->user_ns);
+	xpmem_stat_dec(XPMEM_STAT_SEGMENTS_ALIVE);
+	kfree_rcu(seg, rcu);
+}
+
+void xpmem_segment_put(struct xpmem_segment *seg)
+{
+	kref_put(&seg->ref, xpmem_segment_free);
+}
+
+/* Returns the segment with a reference held, or NULL. */
+struct xpmem_segment *xpmem_segment_lookup(u64 segid)
+{
+	struct xpmem_segment *seg;
+
+	rcu_read_lock();
+	seg = xa_load(&xpmem_segments, segid);
+	if (seg && !kref_get_unless_zero(&seg->ref))
+		seg = NULL;
+	rcu_read_unlock();
+	return seg;
+}
+
+/*
+ * May the caller get @access to @seg? The System V IPC rule: the owner, group
+ * or other bits of the creator's mode, by the caller's effective uid and
+ * groups; CAP_IPC_OWNER in the creator's user namespace overrides.
+ */
+int xpmem_segment_permits(struct xpmem_segment *seg, u32 access)
+{
+	umode_t requested = access == XPMEM_RDWR ? 06 : 04;
+	umode_t granted = seg->mode;
+
+	if (uid_eq(current_euid(), seg->uid))
+		granted >>= 6;
+	else if (in_group_p(seg->gid))
+		granted >>= 3;
+	if ((requested & ~granted & 07) && !ns_capable(seg->user_ns, CAP_IPC_OWNER))
+		return -EACCES;
+	return 0;
+}
+
+/* Validate a make request; on success *sizep is the (clamped) size. */
+static int xpmem_make_check(const struct xpmem_ioc_make *arg, u64 *sizep)
+{
+	u64 task_size = TASK_SIZE, size = arg->size;
+
+	if (arg->flags || !xpmem_reserved_zero(arg->reserved))
+		return -EINVAL;
+	if (arg->permit_type != XPMEM_PERMIT_MODE || arg->permit_value & ~0777ULL)
+		return -EINVAL;
+	if (!PAGE_ALIGNED(arg->vaddr) || arg->vaddr >= task_size)
+		return -EINVAL;
+	if (size == XPMEM_MAXADDR_SIZE_U64)
+		size = task_size - arg->vaddr;
+	if (!size || !PAGE_ALIGNED(size) || size > task_size - arg->vaddr)
+		return -EINVAL;
+	*sizep = size;
+	return 0;
+}
+
+int xpmem_ioc_make(struct xpmem_file *xf, void *data)
+{
+	struct xpmem_ioc_make *arg = data;
+	struct xpmem_segment *seg;
+	u64 size, segid;
+	int ret;
+
+	ret = xpmem_make_check(arg, &size);
+	if (ret)
+		return ret;
+
+	seg = kzalloc(sizeof(*seg), GFP_KERNEL);
+	if (!seg)
+		return -ENOMEM;
+	kref_init(&seg->ref);
+	seg->start = arg->vaddr;
+	seg->size = size;
+	seg->uid = current_euid();
+	seg->gid = current_egid();
+	seg->mode = arg->permit_value;
+	seg->user_ns = get_user_ns(current_user_ns());
+	seg->owner = xf;
+	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_ALIVE);
+
+	mutex_lock(&xf->lock);
+	do {
+		segid = xpmem_random_id();
+		seg->segid = segid;
+		ret = xa_insert(&xpmem_segments, segid, seg, GFP_KERNEL);
+	} while (ret == -EBUSY);
+	if (!ret)
+		list_add(&seg->owner_node, &xf->segments);
+	mutex_unlock(&xf->lock);
+
+	if (ret) {
+		xpmem_segment_put(seg);
+		return ret;
+	}
+	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_MADE);
+	arg->segid = segid;
+	return 0;
+}
+
+/* Caller holds seg->owner->lock. Drops the table's reference. */
+static void xpmem_segment_remove_locked(struct xpmem_segment *seg)
+{
+	lockdep_assert_held(&seg->owner->lock);
+	xa_erase(&xpmem_segments, seg->segid);
+	list_del(&seg->owner_node);
+	WRITE_ONCE(seg->owner, NULL);
+	xpmem_segment_put(seg);
+}
+
+int xpmem_ioc_remove(struct xpmem_file *xf, void *data)
+{
+	struct xpmem_ioc_remove *arg = data;
+	struct xpmem_segment *seg;
+	int ret = 0;
+
+	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
+		return -EINVAL;
+	if (arg->segid <= 0)
+		return -ENOENT;
+
+	mutex_lock(&xf->lock);
+	rcu_read_lock();
+	seg = xa_load(&xpmem_segments, arg->segid);
+	if (!seg)
+		ret = -ENOENT;
+	else if (READ_ONCE(seg->owner) != xf)
+		ret = -EPERM;
+	rcu_read_unlock();
+	/* Ours: only we remove it, and we hold our lock. */
+	if (!ret)
+		xpmem_segment_remove_locked(seg);
+	mutex_unlock(&xf->lock);
+	return ret;
+}
+
+/* The file is going away: remove every segment made through it. */
+void xpmem_file_remove_segments(struct xpmem_file *xf)
+{
+	struct xpmem_segment *seg, *next;
+
+	mutex_lock(&xf->lock);
+	list_for_each_entry_safe(seg, next, &xf->segments, owner_node)
+		xpmem_segment_remove_locked(seg);
+	mutex_unlock(&xf->lock);
+}
