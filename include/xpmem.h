@@ -77,8 +77,9 @@ xpmem_segid_t xpmem_make(void *vaddr, size_t size, int permit_type, void *permit
 /**
  * xpmem_remove() - remove a segment that this process made.
  *
- * No new permits can be got for it. Returns 0, or -1 with errno: ENOENT (no
- * such segment), EPERM (another process made it).
+ * No new permits can be got for it, and every attachment of it, in every
+ * process, raises SIGBUS when touched from then on. Returns 0, or -1 with
+ * errno: ENOENT (no such segment), EPERM (another process made it).
  */
 int xpmem_remove(xpmem_segid_t segid);
 
@@ -98,9 +99,41 @@ xpmem_apid_t xpmem_get(xpmem_segid_t segid, int flags, int permit_type, void *pe
 /**
  * xpmem_release() - drop an access permit got by this process.
  *
- * Returns 0, or -1 with errno ENOENT (no such permit in this process).
+ * Also detaches this process's attachments made through it. Returns 0, or
+ * -1 with errno ENOENT (no such permit in this process).
  */
 int xpmem_release(xpmem_apid_t apid);
+
+/**
+ * xpmem_attach() - map part of a segment into this process.
+ * @addr:  the permit (apid, from xpmem_get()) and the byte offset into the
+ *         segment. For a segment made at address 0, the offset is the
+ *         exporter's virtual address. It need not be page-aligned.
+ * @size:  bytes; the mapping covers the whole pages they touch.
+ * @vaddr: NULL to let the kernel choose, or a page-aligned address for a
+ *         fixed mapping (replacing what is there, as MAP_FIXED does).
+ *
+ * Returns the address of the byte at @addr.offset, or (void *)-1 with
+ * errno: ENOENT (no such permit in this process, or the segment was
+ * removed), EINVAL (size 0, range beyond the segment, unaligned @vaddr),
+ * ENOMEM, or an error of mmap(2).
+ *
+ * Loads and stores through the mapping reach what the exporter maps at the
+ * same place now, and follow every change the exporter makes. Writing needs
+ * an XPMEM_RDWR permit (otherwise SIGSEGV) and a page the exporter may
+ * write (otherwise SIGBUS). Touching a page the exporter has not mapped, or
+ * any page after the segment is removed or its exporter exits, raises
+ * SIGBUS. Attachments are not inherited by fork().
+ */
+void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr);
+
+/**
+ * xpmem_detach() - unmap the attachment that contains @vaddr.
+ *
+ * Any address inside the attachment will do. Returns 0, or -1 with errno
+ * EINVAL if @vaddr is not inside an attachment of this process.
+ */
+int xpmem_detach(void *vaddr);
 
 /**
  * xpmem_ext_get_info() - the driver's XPMEM_IOC_INFO answer.

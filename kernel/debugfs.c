@@ -20,8 +20,26 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_FILES_ALIVE] = "files_alive",
 	[XPMEM_STAT_SEGMENTS_ALIVE] = "segments_alive",
 	[XPMEM_STAT_PERMITS_ALIVE] = "permits_alive",
+	[XPMEM_STAT_ATTACHMENTS_ALIVE] = "attachments_alive",
 	[XPMEM_STAT_SEGMENTS_MADE] = "segments_made",
 	[XPMEM_STAT_PERMITS_GOT] = "permits_got",
+	[XPMEM_STAT_ATTACHES] = "attaches",
+	[XPMEM_STAT_FAULTS] = "faults",
+	[XPMEM_STAT_FAULT_RETRIES] = "fault_retries",
+	[XPMEM_STAT_FAULT_SIGBUS] = "fault_sigbus",
+	[XPMEM_STAT_PAGES_MAPPED] = "pages_mapped",
+	[XPMEM_STAT_INVALIDATIONS] = "invalidations",
+	[XPMEM_STAT_INV_UNMAP] = "inv_unmap",
+	[XPMEM_STAT_INV_CLEAR] = "inv_clear",
+	[XPMEM_STAT_INV_PROTECTION_VMA] = "inv_protection_vma",
+	[XPMEM_STAT_INV_PROTECTION_PAGE] = "inv_protection_page",
+	[XPMEM_STAT_INV_SOFT_DIRTY] = "inv_soft_dirty",
+	[XPMEM_STAT_INV_RELEASE] = "inv_release",
+	[XPMEM_STAT_INV_MIGRATE] = "inv_migrate",
+	[XPMEM_STAT_INV_EXCLUSIVE] = "inv_exclusive",
+	[XPMEM_STAT_INV_OTHER] = "inv_other",
+	[XPMEM_STAT_INV_NESTED] = "inv_nested_skipped",
+	[XPMEM_STAT_INV_NONBLOCK_REFUSED] = "inv_nonblock_refused",
 };
 
 static struct dentry *xpmem_debugfs_dir;
@@ -34,6 +52,11 @@ void xpmem_stat_inc(enum xpmem_stat stat)
 void xpmem_stat_dec(enum xpmem_stat stat)
 {
 	atomic_long_dec(&xpmem_stats[stat]);
+}
+
+void xpmem_stat_add(enum xpmem_stat stat, long n)
+{
+	atomic_long_add(n, &xpmem_stats[stat]);
 }
 
 static int stats_show(struct seq_file *m, void *unused)

@@ -28,6 +28,8 @@ static_assert(sizeof(struct xpmem_ioc_make) == 64);
 static_assert(sizeof(struct xpmem_ioc_remove) == 32);
 static_assert(sizeof(struct xpmem_ioc_get) == 56);
 static_assert(sizeof(struct xpmem_ioc_release) == 32);
+static_assert(sizeof(struct xpmem_ioc_attach) == 64);
+static_assert(sizeof(struct xpmem_ioc_detach) == 32);
 
 static int xpmem_ioc_info(struct xpmem_file *xf, void *data)
 {
@@ -60,6 +62,8 @@ static const struct xpmem_ioctl_desc xpmem_ioctls[] = {
 	XPMEM_IOCTL(XPMEM_IOC_REMOVE, xpmem_ioc_remove, false),
 	XPMEM_IOCTL(XPMEM_IOC_GET, xpmem_ioc_get, false),
 	XPMEM_IOCTL(XPMEM_IOC_RELEASE, xpmem_ioc_release, false),
+	XPMEM_IOCTL(XPMEM_IOC_ATTACH, xpmem_ioc_attach, false),
+	XPMEM_IOCTL(XPMEM_IOC_DETACH, xpmem_ioc_detach, false),
 };
 
 /* Big enough for the argument of every command in xpmem_ioctls[]. */
@@ -69,6 +73,8 @@ union xpmem_ioctl_arg {
 	struct xpmem_ioc_remove remove;
 	struct xpmem_ioc_get get;
 	struct xpmem_ioc_release release;
+	struct xpmem_ioc_attach attach;
+	struct xpmem_ioc_detach detach;
 };
 
 /*
@@ -164,16 +170,25 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
+	ret = xpmem_fs_init();
+	if (ret) {
+		pr_err("cannot mount the segment filesystem: %d\n", ret);
+		return ret;
+	}
 	xpmem_debugfs_init();
 	ret = misc_register(&xpmem_miscdev);
 	if (ret) {
 		pr_err("cannot register /dev/xpmem: %d\n", ret);
-		xpmem_debugfs_exit();
-		return ret;
+		goto err_debugfs;
 	}
 	pr_info("version %s loaded, ABI %d\n", XPMEM_VERSION_STRING,
 		XPMEM_ABI_VERSION);
 	return 0;
+
+err_debugfs:
+	xpmem_debugfs_exit();
+	xpmem_fs_exit();
+	return ret;
 }
 
 static void __exit xpmem_exit(void)
@@ -182,6 +197,7 @@ static void __exit xpmem_exit(void)
 	xpmem_debugfs_exit();
 	/* Segments are freed with kfree_rcu(); let that finish first. */
 	rcu_barrier();
+	xpmem_fs_exit();
 }
 
 module_init(xpmem_init);

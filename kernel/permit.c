@@ -81,6 +81,8 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 	permit = xa_erase(&xf->permits, arg->apid);
 	if (!permit)
 		return -ENOENT;
+	/* As in every XPMEM: releasing a permit detaches what it attached. */
+	xpmem_detach_permit(xf, permit->apid);
 	xpmem_permit_free(permit);
 	return 0;
 }

@@ -7,14 +7,18 @@
  * global table xpmem_segments has its own xa_lock, taken inside. Lookups by
  * other processes run under RCU only and take a reference with
  * kref_get_unless_zero(); segments are freed after a grace period.
+ * Killing a removed segment (zap, notifier removal) happens after
+ * xpmem_file.lock is dropped; it takes seg->lock only to set @dead.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
 #include <linux/cred.h>
+#include <linux/file.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
 
@@ -27,6 +31,12 @@ static void xpmem_segment_free(struct kref *ref)
 {
 	struct xpmem_segment *seg = container_of(ref, struct xpmem_segment, ref);
 
+	/* No attachment maps the files any more: each VMA held a reference. */
+	if (seg->file_ro)
+		fput(seg->file_ro);
+	if (seg->file_rw)
+		fput(seg->file_rw);
+	mmdrop(seg->mm);
 	put_user_ns(seg->user_ns);
 	xpmem_stat_dec(XPMEM_STAT_SEGMENTS_ALIVE);
 	kfree_rcu(seg, rcu);
@@ -110,7 +120,21 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	seg->mode = arg->permit_value;
 	seg->user_ns = get_user_ns(current_user_ns());
 	seg->owner = xf;
+	seg->mm = current->mm;
+	mmgrab(seg->mm);
+	mutex_init(&seg->lock);
+	spin_lock_init(&seg->pending_lock);
+	INIT_LIST_HEAD(&seg->pending);
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_ALIVE);
+
+	ret = xpmem_segment_files(seg);
+	if (ret)
+		goto out_put;
+	/* May take mmap_write_lock to register with the mm the first time. */
+	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
+					   seg->size, &xpmem_segment_notifier_ops);
+	if (ret)
+		goto out_put;
 
 	mutex_lock(&xf->lock);
 	do {
@@ -123,21 +147,40 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	mutex_unlock(&xf->lock);
 
 	if (ret) {
-		xpmem_segment_put(seg);
-		return ret;
+		mmu_interval_notifier_remove(&seg->notifier);
+		goto out_put;
 	}
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_MADE);
 	arg->segid = segid;
 	return 0;
+
+out_put:
+	xpmem_segment_put(seg);
+	return ret;
 }
 
-/* Caller holds seg->owner->lock. Drops the table's reference. */
-static void xpmem_segment_remove_locked(struct xpmem_segment *seg)
+/* Caller holds seg->owner->lock. The table's reference passes to the caller. */
+static void xpmem_segment_unlink(struct xpmem_segment *seg)
 {
 	lockdep_assert_held(&seg->owner->lock);
 	xa_erase(&xpmem_segments, seg->segid);
 	list_del(&seg->owner_node);
 	WRITE_ONCE(seg->owner, NULL);
+}
+
+/*
+ * An unlinked segment dies: from now on its attachments raise SIGBUS and it
+ * stops following the exporter. Drops the reference the table held. Sleeps;
+ * the caller holds no xpmem lock.
+ */
+static void xpmem_segment_kill(struct xpmem_segment *seg)
+{
+	mutex_lock(&seg->lock);
+	seg->dead = true;
+	mutex_unlock(&seg->lock);
+	/* A fault that checked @dead before we set it installed before this. */
+	xpmem_segment_zap(seg, 0, seg->size);
+	mmu_interval_notifier_remove(&seg->notifier);
 	xpmem_segment_put(seg);
 }
 
@@ -162,8 +205,10 @@ int xpmem_ioc_remove(struct xpmem_file *xf, void *data)
 	rcu_read_unlock();
 	/* Ours: only we remove it, and we hold our lock. */
 	if (!ret)
-		xpmem_segment_remove_locked(seg);
+		xpmem_segment_unlink(seg);
 	mutex_unlock(&xf->lock);
+	if (!ret)
+		xpmem_segment_kill(seg);
 	return ret;
 }
 
@@ -171,9 +216,15 @@ int xpmem_ioc_remove(struct xpmem_file *xf, void *data)
 void xpmem_file_remove_segments(struct xpmem_file *xf)
 {
 	struct xpmem_segment *seg, *next;
+	LIST_HEAD(dying);
 
 	mutex_lock(&xf->lock);
-	list_for_each_entry_safe(seg, next, &xf->segments, owner_node)
-		xpmem_segment_remove_locked(seg);
+	list_for_each_entry_safe(seg, next, &xf->segments, owner_node) {
+		xpmem_segment_unlink(seg);
+		list_add(&seg->owner_node, &dying);
+	}
 	mutex_unlock(&xf->lock);
+
+	list_for_each_entry_safe(seg, next, &dying, owner_node)
+		xpmem_segment_kill(seg);
 }

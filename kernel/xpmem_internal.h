@@ -11,10 +11,20 @@
  *    each permit holds one. Looked up under RCU with kref_get_unless_zero()
  *    and freed after a grace period.
  *  - struct xpmem_permit: an access permit, in its xpmem_file's table only.
+ *  - struct xpmem_attachment: one per XPMEM_IOC_ATTACH, shared by the VMA
+ *    pieces it is split into (vm_ops open/close count them). Holds a
+ *    segment reference. Its VMAs map the segment's own pseudo file, so the
+ *    segment's address_space (i_mmap) finds every attacher's VMA.
  *
  * Lock ordering (outermost first):
- *   xpmem_file.lock  ->  xa_lock of xpmem_segments / xpmem_file.permits
- * No lock here is held across anything that can take mmap_lock.
+ *   attacher's mmap_lock -> exporter's mmap_lock (trylock only, or after the
+ *                           attacher's is dropped: see attach.c)
+ *   exporter's mmap_lock -> xpmem_segment.lock -> page table locks
+ *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
+ *   xpmem_segment.pending_lock (spinlock): innermost, nothing taken inside
+ * xpmem_segment.lock is never held while allocating memory, taking an
+ * mmap_lock or zapping (the invalidate callback can run from reclaim), and
+ * no driver lock is held across vm_mmap() or vm_munmap().
  */
 #ifndef XPMEM_INTERNAL_H
 #define XPMEM_INTERNAL_H
@@ -22,7 +32,9 @@
 #include <linux/cred.h>
 #include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
 #include <linux/string.h>
@@ -54,6 +66,22 @@ struct xpmem_segment {
 	struct list_head owner_node;	/* in owner->segments */
 	unsigned long start;
 	unsigned long size;
+	struct mm_struct *mm;		/* the exporter's; mmgrab()ed */
+	/* Follows the exporter's page tables over [start, start + size). */
+	struct mmu_interval_notifier notifier;
+	/*
+	 * Orders page-table updates of the attachers against invalidations:
+	 * mmu_interval_set_seq() and the fault's read_retry + insert run under
+	 * it, and @dead is set under it.
+	 */
+	struct mutex lock;
+	bool dead;			/* removed: attachments SIGBUS */
+	/* Pseudo files on one inode: attachments map one of them. */
+	struct file *file_rw;
+	struct file *file_ro;
+	/* Attaches between XPMEM_IOC_ATTACH and our ->mmap (see attach.c). */
+	spinlock_t pending_lock;
+	struct list_head pending;
 	/* Credentials of the creator, for XPMEM_IOC_GET. */
 	kuid_t uid;
 	kgid_t gid;
@@ -68,6 +96,14 @@ struct xpmem_permit {
 	struct xpmem_segment *seg;	/* holds a reference */
 };
 
+struct xpmem_attachment {
+	struct kref ref;
+	struct xpmem_segment *seg;	/* holds a reference */
+	struct xpmem_file *xf;		/* identity only: never dereferenced */
+	u64 apid;			/* the permit it was made through */
+	unsigned long start, end;	/* where it was mapped */
+};
+
 /* segment.c */
 int xpmem_ioc_make(struct xpmem_file *xf, void *data);
 int xpmem_ioc_remove(struct xpmem_file *xf, void *data);
@@ -75,6 +111,24 @@ struct xpmem_segment *xpmem_segment_lookup(u64 segid);
 void xpmem_segment_put(struct xpmem_segment *seg);
 void xpmem_file_remove_segments(struct xpmem_file *xf);
 int xpmem_segment_permits(struct xpmem_segment *seg, u32 access);
+
+/* fs.c: the pseudo filesystem that gives each segment an address_space */
+int xpmem_fs_init(void);
+void xpmem_fs_exit(void);
+int xpmem_segment_files(struct xpmem_segment *seg);
+
+/* notifier.c */
+extern const struct mmu_interval_notifier_ops xpmem_segment_notifier_ops;
+void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
+		       unsigned long len);
+void xpmem_zap_begin(void);
+void xpmem_zap_end(void);
+
+/* attach.c */
+int xpmem_ioc_attach(struct xpmem_file *xf, void *data);
+int xpmem_ioc_detach(struct xpmem_file *xf, void *data);
+int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma);
+void xpmem_detach_permit(struct xpmem_file *xf, u64 apid);
 
 /* permit.c */
 int xpmem_ioc_get(struct xpmem_file *xf, void *data);
@@ -100,13 +154,32 @@ enum xpmem_stat {
 	XPMEM_STAT_FILES_ALIVE,
 	XPMEM_STAT_SEGMENTS_ALIVE,
 	XPMEM_STAT_PERMITS_ALIVE,
+	XPMEM_STAT_ATTACHMENTS_ALIVE,
 	XPMEM_STAT_SEGMENTS_MADE,
 	XPMEM_STAT_PERMITS_GOT,
+	XPMEM_STAT_ATTACHES,
+	XPMEM_STAT_FAULTS,
+	XPMEM_STAT_FAULT_RETRIES,
+	XPMEM_STAT_FAULT_SIGBUS,
+	XPMEM_STAT_PAGES_MAPPED,
+	XPMEM_STAT_INVALIDATIONS,
+	XPMEM_STAT_INV_UNMAP,
+	XPMEM_STAT_INV_CLEAR,
+	XPMEM_STAT_INV_PROTECTION_VMA,
+	XPMEM_STAT_INV_PROTECTION_PAGE,
+	XPMEM_STAT_INV_SOFT_DIRTY,
+	XPMEM_STAT_INV_RELEASE,
+	XPMEM_STAT_INV_MIGRATE,
+	XPMEM_STAT_INV_EXCLUSIVE,
+	XPMEM_STAT_INV_OTHER,
+	XPMEM_STAT_INV_NESTED,
+	XPMEM_STAT_INV_NONBLOCK_REFUSED,
 	XPMEM_NR_STATS
 };
 
 void xpmem_stat_inc(enum xpmem_stat stat);
 void xpmem_stat_dec(enum xpmem_stat stat);
+void xpmem_stat_add(enum xpmem_stat stat, long n);
 void xpmem_debugfs_init(void);
 void xpmem_debugfs_exit(void);
 

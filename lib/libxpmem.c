@@ -189,6 +189,33 @@ XPMEM_EXPORT int xpmem_release(xpmem_apid_t apid)
 	return dev_ioctl(XPMEM_IOC_RELEASE, &arg);
 }
 
+XPMEM_EXPORT void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr)
+{
+	struct xpmem_ioc_attach arg;
+
+	if (addr.offset < 0) {
+		errno = EINVAL;
+		return (void *)-1;
+	}
+	memset(&arg, 0, sizeof(arg));
+	arg.apid = addr.apid;
+	arg.offset = (uint64_t)addr.offset;
+	arg.size = size;
+	arg.vaddr = (uintptr_t)vaddr;
+	if (dev_ioctl(XPMEM_IOC_ATTACH, &arg) < 0)
+		return (void *)-1;
+	return (void *)(uintptr_t)arg.vaddr;
+}
+
+XPMEM_EXPORT int xpmem_detach(void *vaddr)
+{
+	struct xpmem_ioc_detach arg;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.vaddr = (uintptr_t)vaddr;
+	return dev_ioctl(XPMEM_IOC_DETACH, &arg);
+}
+
 XPMEM_EXPORT int xpmem_ext_get_info(struct xpmem_ioc_info *info)
 {
 	int fd;

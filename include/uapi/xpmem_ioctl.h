@@ -57,7 +57,9 @@
  */
 /* XPMEM_IOC_MAKE, _REMOVE, _GET and _RELEASE. */
 #define XPMEM_FEATURE_SEGMENTS	(1ULL << 0)
-#define XPMEM_FEATURES_ALL	XPMEM_FEATURE_SEGMENTS
+/* XPMEM_IOC_ATTACH and _DETACH: coherent mappings, no pinned pages. */
+#define XPMEM_FEATURE_ATTACH	(1ULL << 1)
+#define XPMEM_FEATURES_ALL	(XPMEM_FEATURE_SEGMENTS | XPMEM_FEATURE_ATTACH)
 
 /*
  * errno of every command issued on a descriptor by a process other than the
@@ -141,8 +143,9 @@ struct xpmem_ioc_make {
  * @__pad:    (in) must be 0.
  * @reserved: (in) must be 0.
  *
- * No new access permit can be got for it afterwards; permits already got
- * stay valid until released, but no longer reach the exporter's memory.
+ * No new access permit can be got for it afterwards. Permits already got
+ * stay until released, but every attachment of the segment, in every
+ * process, raises SIGBUS when touched from then on.
  *
  * Errors: ENOENT (no such segment), EPERM (the segment was made by another
  * process or on another descriptor), EINVAL, XPMEM_ERRNO_NOPROC.
@@ -189,6 +192,10 @@ struct xpmem_ioc_get {
  * @__pad:    (in) must be 0.
  * @reserved: (in) must be 0.
  *
+ * Unmaps the caller's attachments made through the permit, as
+ * XPMEM_IOC_DETACH does. Attachments still mapped when the descriptor is
+ * closed stay valid until unmapped or until their segment goes away.
+ *
  * Errors: ENOENT (no such permit on this descriptor), EINVAL,
  * XPMEM_ERRNO_NOPROC.
  */
@@ -199,9 +206,73 @@ struct xpmem_ioc_release {
 	__u64 reserved[2];
 };
 
+/**
+ * struct xpmem_ioc_attach - argument of XPMEM_IOC_ATTACH: map part of a
+ * segment into the caller's address space.
+ * @apid:     (in)  a permit got on this descriptor.
+ * @offset:   (in)  byte offset into the segment of the first byte wanted.
+ *                  It need not be page-aligned.
+ * @size:     (in)  bytes wanted, non-zero. The mapping covers whole pages:
+ *                  from @offset rounded down to [@offset + @size) rounded up.
+ * @vaddr:    (in)  0 to let the kernel choose, or a page-aligned address
+ *                  for a fixed mapping (which replaces what was there, as
+ *                  MAP_FIXED does). (out) the address of the byte at
+ *                  @offset.
+ * @flags:    (in)  must be 0.
+ * @__pad:    (in)  must be 0.
+ * @reserved: (in)  must be 0.
+ *
+ * The mapping is MAP_SHARED, readable, and writable only for an
+ * XPMEM_RDWR permit; it is never inherited by fork(). Loads and stores reach
+ * whatever the exporter's page tables map at the same place *now*: when the
+ * exporter's mapping changes (munmap, mremap, MADV_DONTNEED, mprotect, COW,
+ * migration, reclaim, ...), the attachment follows. Nothing stays pinned.
+ * A touch of a page the exporter has no mapping for, a write to a page the
+ * exporter may not write, or any touch after the segment is removed or its
+ * exporter's address space is gone, raises SIGBUS.
+ *
+ * Errors: ENOENT (no such permit on this descriptor, or its segment was
+ * removed), EINVAL (size 0, range beyond the segment or overflowing,
+ * unaligned @vaddr, flags or reserved non-zero), ENOMEM, and the errors of
+ * mmap(2), XPMEM_ERRNO_NOPROC.
+ */
+struct xpmem_ioc_attach {
+	__s64 apid;
+	__u64 offset;
+	__u64 size;
+	__u64 vaddr;
+	__u32 flags;
+	__u32 __pad;
+	__u64 reserved[3];
+};
+
+/**
+ * struct xpmem_ioc_detach - argument of XPMEM_IOC_DETACH: unmap an
+ * attachment.
+ * @vaddr:    (in) any address inside an attachment of the caller.
+ * @flags:    (in) must be 0.
+ * @__pad:    (in) must be 0.
+ * @reserved: (in) must be 0.
+ *
+ * Unmaps every part of that attachment that is still mapped where it was
+ * attached. Releasing a permit (XPMEM_IOC_RELEASE) does the same for all
+ * attachments made through it.
+ *
+ * Errors: EINVAL (@vaddr is not inside an attachment, flags or reserved
+ * non-zero), XPMEM_ERRNO_NOPROC.
+ */
+struct xpmem_ioc_detach {
+	__u64 vaddr;
+	__u32 flags;
+	__u32 __pad;
+	__u64 reserved[2];
+};
+
 #define XPMEM_IOC_MAKE		_IOWR(XPMEM_IOC_MAGIC, 0x01, struct xpmem_ioc_make)
 #define XPMEM_IOC_REMOVE	_IOWR(XPMEM_IOC_MAGIC, 0x02, struct xpmem_ioc_remove)
 #define XPMEM_IOC_GET		_IOWR(XPMEM_IOC_MAGIC, 0x03, struct xpmem_ioc_get)
 #define XPMEM_IOC_RELEASE	_IOWR(XPMEM_IOC_MAGIC, 0x04, struct xpmem_ioc_release)
+#define XPMEM_IOC_ATTACH	_IOWR(XPMEM_IOC_MAGIC, 0x05, struct xpmem_ioc_attach)
+#define XPMEM_IOC_DETACH	_IOWR(XPMEM_IOC_MAGIC, 0x06, struct xpmem_ioc_detach)
 
 #endif /* _UAPI_XPMEM_IOCTL_H */

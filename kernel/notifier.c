@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * notifier.c - following the exporter's page tables.
+ *
+ * Each segment has an mmu_interval_notifier over its range of the
+ * exporter's address space. Any change to the exporter's page tables there,
+ * from any context (munmap, mremap, MADV_DONTNEED, mprotect, fork COW,
+ * migration, compaction, KSM, THP split and collapse, reclaim, exit), calls
+ * xpmem_segment_invalidate() before the old pages can be reused. It bumps
+ * the segment's sequence under seg->lock, so that a racing fault in
+ * attach.c retries instead of installing a stale PFN, and then zaps the
+ * attachers' PTEs for that range through the segment's address_space.
+ *
+ * Notifiers have been allowed to sleep since they moved under SRCU, and
+ * i_mmap_rwsem is a sleeping lock: when the caller says the range is
+ * blockable we sleep for seg->lock and for the zap. When it is not (the OOM
+ * reaper), we take seg->lock only by trylock and refuse (return false) if
+ * there is anything to zap, because zapping may sleep.
+ *
+ * The zap runs without seg->lock. That is safe: a fault either installed
+ * its PTE before our mmu_interval_set_seq() (and the zap below removes it)
+ * or checks the sequence after it (and retries).
+ *
+ * Nested invalidations: zapping an attacher's VMA invalidates that range of
+ * the attacher's mm, which may itself be covered by a segment (MPI exports
+ * whole address spaces). That nested call arrives in the same task, inside
+ * our unmap_mapping_range(). The range is an attachment (a VM_PFNMAP
+ * mapping), which no attachment can mirror, so there is nothing to do; we
+ * return at once instead of taking a second segment's lock and i_mmap_rwsem
+ * inside the first, which could deadlock two processes that attach each
+ * other. xpmem_zapping records the tasks inside a zap.
+ *
+ * Locking: seg->lock (mutex, or trylock when not blockable), released
+ * before the zap. The zap takes the segment inode's i_mmap_rwsem (read) and
+ * the attachers' page-table locks.
+ */
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/sched.h>
+#include <linux/xarray.h>
+
+#include "xpmem_internal.h"
+
+/* Tasks currently inside xpmem_segment_zap(), keyed by task pointer. */
+static DEFINE_XARRAY(xpmem_zapping);
+
+static const enum xpmem_stat xpmem_event_stat[] = {
+	[MMU_NOTIFY_UNMAP] = XPMEM_STAT_INV_UNMAP,
+	[MMU_NOTIFY_CLEAR] = XPMEM_STAT_INV_CLEAR,
+	[MMU_NOTIFY_PROTECTION_VMA] = XPMEM_STAT_INV_PROTECTION_VMA,
+	[MMU_NOTIFY_PROTECTION_PAGE] = XPMEM_STAT_INV_PROTECTION_PAGE,
+	[MMU_NOTIFY_SOFT_DIRTY] = XPMEM_STAT_INV_SOFT_DIRTY,
+	[MMU_NOTIFY_RELEASE] = XPMEM_STAT_INV_RELEASE,
+	[MMU_NOTIFY_MIGRATE] = XPMEM_STAT_INV_MIGRATE,
+	[MMU_NOTIFY_EXCLUSIVE] = XPMEM_STAT_INV_EXCLUSIVE,
+};
+
+static void xpmem_count_event(enum mmu_notifier_event event)
+{
+	xpmem_stat_inc(XPMEM_STAT_INVALIDATIONS);
+	if (event < ARRAY_SIZE(xpmem_event_stat) && xpmem_event_stat[event])
+		xpmem_stat_inc(xpmem_event_stat[event]);
+	else
+		xpmem_stat_inc(XPMEM_STAT_INV_OTHER);
+}
+
+/*
+ * Bracket a zap of attachment PTEs: invalidations that it causes in the
+ * current task are nested ones. If the entry cannot be stored (no memory),
+ * nested calls take the slow path: correct, but open to the lock nesting
+ * described above.
+ */
+void xpmem_zap_begin(void)
+{
+	xa_store(&xpmem_zapping, (unsigned long)current, current, GFP_KERNEL);
+}
+
+void xpmem_zap_end(void)
+{
+	xa_erase(&xpmem_zapping, (unsigned long)current);
+}
+
+/*
+ * Zap every attacher's PTEs for [offset, offset + len) of the segment.
+ * Sleeps. The caller holds no xpmem lock.
+ */
+void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
+		       unsigned long len)
+{
+	struct address_space *mapping = seg->file_rw->f_mapping;
+
+	if (!mapping_mapped(mapping))
+		return;
+	xpmem_zap_begin();
+	unmap_mapping_range(mapping, offset, len, 1);
+	xpmem_zap_end();
+}
+
+static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
+				     const struct mmu_notifier_range *range,
+				     unsigned long cur_seq)
+{
+	struct xpmem_segment *seg = container_of(mni, struct xpmem_segment, notifier);
+	unsigned long start = max(range->start, seg->start);
+	unsigned long end = min(range->end, seg->start + seg->size);
+
+	if (xa_load(&xpmem_zapping, (unsigned long)current)) {
+		xpmem_stat_inc(XPMEM_STAT_INV_NESTED);
+		return true;
+	}
+
+	if (mmu_notifier_range_blockable(range)) {
+		mutex_lock(&seg->lock);
+	} else {
+		if (!mutex_trylock(&seg->lock))
+			goto refuse;
+		/* Zapping may sleep: we can only go on if nothing is mapped. */
+		if (mapping_mapped(seg->file_rw->f_mapping)) {
+			mutex_unlock(&seg->lock);
+			goto refuse;
+		}
+	}
+	mmu_interval_set_seq(mni, cur_seq);
+	mutex_unlock(&seg->lock);
+
+	xpmem_count_event(range->event);
+	if (start < end && mmu_notifier_range_blockable(range))
+		xpmem_segment_zap(seg, start - seg->start, end - start);
+	return true;
+
+refuse:
+	xpmem_stat_inc(XPMEM_STAT_INV_NONBLOCK_REFUSED);
+	return false;
+}
+
+const struct mmu_interval_notifier_ops xpmem_segment_notifier_ops = {
+	.invalidate = xpmem_segment_invalidate,
+};
