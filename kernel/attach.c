@@ -265,9 +265,11 @@ static vm_fault_t xpmem_vm_fault(struct vm_fault *vmf)
  */
 static vm_fault_t xpmem_vm_pfn_mkwrite(struct vm_fault *vmf)
 {
-	xpmem_zap_begin();
+	struct xpmem_zapper z;
+
+	xpmem_zap_begin(&z);
 	zap_vma_ptes(vmf->vma, vmf->address & PAGE_MASK, PAGE_SIZE);
-	xpmem_zap_end();
+	xpmem_zap_end(&z);
 	return xpmem_fault_common(vmf, true);
 }
 

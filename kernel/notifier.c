@@ -28,22 +28,27 @@
  * mapping), which no attachment can mirror, so there is nothing to do; we
  * return at once instead of taking a second segment's lock and i_mmap_rwsem
  * inside the first, which could deadlock two processes that attach each
- * other. xpmem_zapping records the tasks inside a zap.
+ * other. xpmem_zappers lists the tasks inside a zap; the entries live on
+ * their stacks, so no allocation happens here (the callback can run under
+ * rmap locks and from reclaim).
  *
  * Locking: seg->lock (mutex, or trylock when not blockable), released
  * before the zap. The zap takes the segment inode's i_mmap_rwsem (read) and
- * the attachers' page-table locks.
+ * the attachers' page-table locks. xpmem_zappers_lock (spinlock) is
+ * innermost and held only to add, remove or look up an entry.
  */
 
 #include <linux/fs.h>
+#include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
-#include <linux/xarray.h>
+#include <linux/spinlock.h>
 
 #include "xpmem_internal.h"
 
-/* Tasks currently inside xpmem_segment_zap(), keyed by task pointer. */
-static DEFINE_XARRAY(xpmem_zapping);
+/* Tasks currently zapping attachment PTEs (struct xpmem_zapper). */
+static LIST_HEAD(xpmem_zappers);
+static DEFINE_SPINLOCK(xpmem_zappers_lock);
 
 static const enum xpmem_stat xpmem_event_stat[] = {
 	[MMU_NOTIFY_UNMAP] = XPMEM_STAT_INV_UNMAP,
@@ -67,18 +72,37 @@ static void xpmem_count_event(enum mmu_notifier_event event)
 
 /*
  * Bracket a zap of attachment PTEs: invalidations that it causes in the
- * current task are nested ones. If the entry cannot be stored (no memory),
- * nested calls take the slow path: correct, but open to the lock nesting
- * described above.
+ * current task are nested ones. @z lives on the caller's stack.
  */
-void xpmem_zap_begin(void)
+void xpmem_zap_begin(struct xpmem_zapper *z)
 {
-	xa_store(&xpmem_zapping, (unsigned long)current, current, GFP_KERNEL);
+	z->task = current;
+	spin_lock(&xpmem_zappers_lock);
+	list_add(&z->node, &xpmem_zappers);
+	spin_unlock(&xpmem_zappers_lock);
 }
 
-void xpmem_zap_end(void)
+void xpmem_zap_end(struct xpmem_zapper *z)
 {
-	xa_erase(&xpmem_zapping, (unsigned long)current);
+	spin_lock(&xpmem_zappers_lock);
+	list_del(&z->node);
+	spin_unlock(&xpmem_zappers_lock);
+}
+
+static bool xpmem_zapping(void)
+{
+	struct xpmem_zapper *z;
+	bool found = false;
+
+	spin_lock(&xpmem_zappers_lock);
+	list_for_each_entry(z, &xpmem_zappers, node) {
+		if (z->task == current) {
+			found = true;
+			break;
+		}
+	}
+	spin_unlock(&xpmem_zappers_lock);
+	return found;
 }
 
 /*
@@ -89,12 +113,13 @@ void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
 		       unsigned long len)
 {
 	struct address_space *mapping = seg->file_rw->f_mapping;
+	struct xpmem_zapper z;
 
 	if (!mapping_mapped(mapping))
 		return;
-	xpmem_zap_begin();
+	xpmem_zap_begin(&z);
 	unmap_mapping_range(mapping, offset, len, 1);
-	xpmem_zap_end();
+	xpmem_zap_end(&z);
 }
 
 static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
@@ -105,7 +130,7 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 	unsigned long start = max(range->start, seg->start);
 	unsigned long end = min(range->end, seg->start + seg->size);
 
-	if (xa_load(&xpmem_zapping, (unsigned long)current)) {
+	if (xpmem_zapping()) {
 		xpmem_stat_inc(XPMEM_STAT_INV_NESTED);
 		return true;
 	}

@@ -21,7 +21,8 @@
  *                           attacher's is dropped: see attach.c)
  *   exporter's mmap_lock -> xpmem_segment.lock -> page table locks
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
- *   xpmem_segment.pending_lock (spinlock): innermost, nothing taken inside
+ *   xpmem_segment.pending_lock, xpmem_zappers_lock (spinlocks): innermost,
+ *                           nothing is taken inside them
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
  * no driver lock is held across vm_mmap() or vm_munmap().
@@ -121,8 +122,13 @@ int xpmem_segment_files(struct xpmem_segment *seg);
 extern const struct mmu_interval_notifier_ops xpmem_segment_notifier_ops;
 void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
 		       unsigned long len);
-void xpmem_zap_begin(void);
-void xpmem_zap_end(void);
+struct xpmem_zapper {
+	struct list_head node;
+	struct task_struct *task;
+};
+
+void xpmem_zap_begin(struct xpmem_zapper *z);
+void xpmem_zap_end(struct xpmem_zapper *z);
 
 /* attach.c */
 int xpmem_ioc_attach(struct xpmem_file *xf, void *data);

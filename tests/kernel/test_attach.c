@@ -7,6 +7,7 @@
  * attachment. Needs the module: run in the VM (tests/run-tests).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xpmem.h"
@@ -30,6 +32,8 @@ enum peer_cmd {
 	CMD_CHECK,	/* answer 1 if every byte is arg */
 	CMD_FORK,	/* fork a child that keeps the pages COW-shared */
 	CMD_REMOVE,	/* xpmem_remove() */
+	CMD_MREMAP,	/* move the pages away, map new ones filled with arg */
+	CMD_EXIT,	/* exit (EOF does too, once every writer is gone) */
 };
 
 struct peer {
@@ -81,7 +85,20 @@ static void peer_loop(int cmd_fd, int ack_fd, unsigned char *buf, xpmem_segid_t 
 		case CMD_REMOVE:
 			ret = xpmem_remove(segid);
 			break;
+		case CMD_MREMAP: {
+			void *dst = mmap(NULL, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			void *away = mremap(buf, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+
+			ret = dst == MAP_FAILED || away != dst ||
+			      mmap(buf, LEN, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != buf;
+			if (!ret)
+				memset(buf, msg[1], LEN);
+			break;
 		}
+		}
+		if (msg[0] == CMD_EXIT)
+			break;
 		if (write(ack_fd, &ret, sizeof(ret)) != sizeof(ret))
 			break;
 	}
@@ -132,11 +149,15 @@ static int peer_cmd(struct peer *p, int cmd, int arg)
 	return ret;
 }
 
-/* Ends the peer and waits for it. */
+/*
+ * Ends the peer and waits for it. An explicit command, because peers forked
+ * later hold copies of this one's pipe and it would never see EOF.
+ */
 static void peer_stop(struct peer *p)
 {
-	int status;
+	int msg[2] = { CMD_EXIT, 0 }, status;
 
+	ck_assert_int_eq(write(p->cmd_fd, msg, sizeof(msg)), sizeof(msg));
 	close(p->cmd_fd);
 	close(p->ack_fd);
 	ck_assert_int_eq(waitpid(p->pid, &status, 0), p->pid);
@@ -344,6 +365,60 @@ START_TEST(write_breaks_cow_in_the_exporter)
 	/* The exporter's own write after that is seen too. */
 	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x67), 0);
 	ck_assert(all_bytes_are(a, LEN, 0x67));
+	peer_stop(&p);
+}
+END_TEST
+
+/* The exporter forks (its pages become COW), then writes: we see its new pages. */
+START_TEST(exporter_fork_then_write_is_followed)
+{
+	struct peer p;
+	unsigned char *a;
+
+	peer_start(&p, 0x11, 0600);
+	a = peer_attach(&p, XPMEM_RDWR, NULL);
+	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert_int_eq(peer_cmd(&p, CMD_FORK, 0), 0);
+	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x22), 0);
+	ck_assert(all_bytes_are(a, LEN, 0x22));
+	memset(a, 0x23, LEN);
+	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x23), 1);
+	peer_stop(&p);
+}
+END_TEST
+
+START_TEST(mremap_is_followed)
+{
+	struct peer p;
+	unsigned char *a;
+
+	peer_start(&p, 0x11, 0600);
+	a = peer_attach(&p, XPMEM_RDONLY, NULL);
+	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert_int_eq(peer_cmd(&p, CMD_MREMAP, 0x24), 0);
+	ck_assert(all_bytes_are(a, LEN, 0x24));
+	peer_stop(&p);
+}
+END_TEST
+
+/* One fault maps a window of pages that the exporter has present. */
+START_TEST(faults_are_batched)
+{
+	long faults, mapped;
+	struct peer p;
+	volatile unsigned char *a;
+
+	peer_start(&p, 0x11, 0600);
+	a = peer_attach(&p, XPMEM_RDONLY, NULL);
+	faults = stat_value("faults");
+	mapped = stat_value("pages_mapped");
+	ck_assert_msg(faults >= 0, "debugfs stats not readable");
+	ck_assert_uint_eq(a[0], 0x11);
+	ck_assert_int_eq(stat_value("faults") - faults, 1);
+	ck_assert_int_ge(stat_value("pages_mapped") - mapped, 16);
+	/* The rest of the buffer needs no more faults (64 pages, one window). */
+	ck_assert(all_bytes_are((unsigned char *)a, LEN, 0x11));
+	ck_assert_int_le(stat_value("faults") - faults, 2);
 	peer_stop(&p);
 }
 END_TEST
@@ -580,6 +655,118 @@ START_TEST(many_attachers_share_one_exporter)
 }
 END_TEST
 
+/* One attacher, eight exporters. */
+START_TEST(one_attacher_reads_many_exporters)
+{
+	enum { N = 8 };
+	struct peer p[N];
+
+	for (int k = 0; k < N; k++)
+		peer_start(&p[k], 0x90 + k, 0600);
+	for (int k = 0; k < N; k++) {
+		unsigned char *a = peer_attach(&p[k], XPMEM_RDWR, NULL);
+
+		ck_assert(all_bytes_are(a, LEN, 0x90 + k));
+		memset(a, 0xa0 + k, LEN);
+	}
+	for (int k = 0; k < N; k++) {
+		ck_assert_int_eq(peer_cmd(&p[k], CMD_CHECK, 0xa0 + k), 1);
+		peer_stop(&p[k]);
+	}
+}
+END_TEST
+
+/*
+ * Two processes attach each other's whole address space, and each keeps
+ * changing the memory the other reads (MADV_DONTNEED + refill) while a
+ * second thread in each hammers mmap/munmap. It must not deadlock, and
+ * every byte read must be one the exporter could have had: 0 or its
+ * pattern.
+ */
+struct mutual {
+	unsigned char *own;
+	volatile int stop;
+};
+
+static void *hammer(void *arg)
+{
+	struct mutual *m = arg;
+
+	while (!m->stop) {
+		void *x = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (x != MAP_FAILED) {
+			memset(x, 1, 1 << 16);
+			munmap(x, 1 << 16);
+		}
+		madvise(m->own, LEN, MADV_DONTNEED);
+		memset(m->own, 0x5c, LEN);
+	}
+	return NULL;
+}
+
+static int mutual_side(int in_fd, int out_fd)
+{
+	struct mutual m = { 0 };
+	struct xpmem_addr addr;
+	xpmem_segid_t mine, theirs;
+	unsigned char *other_buf, *a;
+	pthread_t thread;
+	time_t end;
+	int bad = 0;
+
+	m.own = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m.own == MAP_FAILED)
+		return 1;
+	memset(m.own, 0x5c, LEN);
+	mine = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	if (mine < 0 || write(out_fd, &mine, sizeof(mine)) != sizeof(mine) ||
+	    write(out_fd, &m.own, sizeof(m.own)) != sizeof(m.own) ||
+	    read(in_fd, &theirs, sizeof(theirs)) != sizeof(theirs) ||
+	    read(in_fd, &other_buf, sizeof(other_buf)) != sizeof(other_buf))
+		return 2;
+	addr.apid = xpmem_get(theirs, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = (off_t)(uintptr_t)other_buf;
+	a = xpmem_attach(addr, LEN, NULL);
+	if (addr.apid < 0 || a == (void *)-1)
+		return 3;
+	if (pthread_create(&thread, NULL, hammer, &m))
+		return 4;
+	end = time(NULL) + 3;
+	while (time(NULL) < end)
+		for (size_t i = 0; i < LEN; i += 512)
+			bad += a[i] != 0 && a[i] != 0x5c;
+	m.stop = 1;
+	pthread_join(thread, NULL);
+	/* Stay attached until the other side is done too. */
+	if (write(out_fd, &bad, sizeof(bad)) != sizeof(bad) ||
+	    read(in_fd, &bad, sizeof(bad)) != sizeof(bad))
+		return 5;
+	return bad ? 6 : 0;
+}
+
+START_TEST(mutual_attach_under_mmap_churn)
+{
+	int ab[2], ba[2], status;
+	pid_t kids[2];
+
+	ck_assert_int_eq(pipe(ab), 0);
+	ck_assert_int_eq(pipe(ba), 0);
+	kids[0] = fork();
+	if (kids[0] == 0)
+		_exit(mutual_side(ba[0], ab[1]));
+	kids[1] = fork();
+	if (kids[1] == 0)
+		_exit(mutual_side(ab[0], ba[1]));
+	for (int k = 0; k < 2; k++) {
+		ck_assert_int_eq(waitpid(kids[k], &status, 0), kids[k]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "side %d: status %#x", k, status);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("attach");
@@ -592,12 +779,19 @@ int main(void)
 	tcase_add_test(tc, attach_rejects_bad_requests);
 	tcase_add_test(tc, a_process_can_attach_its_own_segment);
 	tcase_add_test(tc, many_attachers_share_one_exporter);
+	tcase_add_test(tc, one_attacher_reads_many_exporters);
+	tcase_add_test(tc, faults_are_batched);
 
 	tc = xtest_tcase(s, "coherence");
 	tcase_add_test(tc, exporter_writes_are_seen);
 	tcase_add_test(tc, munmap_and_mmap_are_followed);
 	tcase_add_test(tc, madv_dontneed_is_followed);
 	tcase_add_test(tc, write_breaks_cow_in_the_exporter);
+	tcase_add_test(tc, exporter_fork_then_write_is_followed);
+	tcase_add_test(tc, mremap_is_followed);
+
+	tc = xtest_tcase(s, "concurrency");
+	tcase_add_test(tc, mutual_attach_under_mmap_churn);
 
 	tc = xtest_tcase(s, "protection");
 	tcase_add_test(tc, rdonly_attachment_reads);
