@@ -7,6 +7,7 @@
  * attachment. Needs the module: run in the VM (tests/run-tests).
  */
 #include <errno.h>
+#include <linux/mempolicy.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +36,33 @@ enum peer_cmd {
 	CMD_REMOVE,	/* xpmem_remove() */
 	CMD_MREMAP,	/* move the pages away, map new ones filled with arg */
 	CMD_EXIT,	/* exit (EOF does too, once every writer is gone) */
+	CMD_MIGRATE,	/* move_pages() to the other NUMA node; answer how many failed */
 };
+
+/* The NUMA node of each page of @buf afterwards in @status. */
+static long move_buf(unsigned char *buf, const int *nodes, int *status)
+{
+	void *pages[LEN / 4096];
+
+	for (size_t i = 0; i < LEN / 4096; i++)
+		pages[i] = buf + i * 4096;
+	return syscall(SYS_move_pages, 0, LEN / 4096, pages, nodes, status, MPOL_MF_MOVE);
+}
+
+static int migrate_to_other_node(unsigned char *buf)
+{
+	int nodes[LEN / 4096], status[LEN / 4096], failed = 0;
+
+	if (move_buf(buf, NULL, status) != 0)	/* where are they now? */
+		return -1;
+	for (size_t i = 0; i < LEN / 4096; i++)
+		nodes[i] = status[0] == 0 ? 1 : 0;
+	if (move_buf(buf, nodes, status) < 0)
+		return -1;
+	for (size_t i = 0; i < LEN / 4096; i++)
+		failed += status[i] != nodes[i];
+	return failed;
+}
 
 struct peer {
 	pid_t pid;
@@ -84,6 +112,9 @@ static void peer_loop(int cmd_fd, int ack_fd, unsigned char *buf, xpmem_segid_t 
 			break;
 		case CMD_REMOVE:
 			ret = xpmem_remove(segid);
+			break;
+		case CMD_MIGRATE:
+			ret = migrate_to_other_node(buf);
 			break;
 		case CMD_MREMAP: {
 			void *dst = mmap(NULL, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -397,6 +428,36 @@ START_TEST(mremap_is_followed)
 	ck_assert(all_bytes_are(a, LEN, 0x11));
 	ck_assert_int_eq(peer_cmd(&p, CMD_MREMAP, 0x24), 0);
 	ck_assert(all_bytes_are(a, LEN, 0x24));
+	peer_stop(&p);
+}
+END_TEST
+
+/*
+ * Nothing is pinned: pages mapped through an attachment still migrate, and
+ * the attachment follows them to the new node.
+ */
+START_TEST(migrated_pages_are_followed)
+{
+	/* Migration of mapped pages invalidates them as MMU_NOTIFY_CLEAR. */
+	long before = stat_value("inv_clear");
+	struct peer p;
+	unsigned char *a;
+
+	ck_assert_msg(access("/sys/devices/system/node/node1", F_OK) == 0,
+		      "needs 2 NUMA nodes: tests/run-tests boots the guest with --numa 2");
+	peer_start(&p, 0x11, 0600);
+	a = peer_attach(&p, XPMEM_RDWR, NULL);
+	ck_assert(all_bytes_are(a, LEN, 0x11));
+	/* Every page moves, although the attachment maps every one of them. */
+	ck_assert_int_eq(peer_cmd(&p, CMD_MIGRATE, 0), 0);
+	ck_assert(all_bytes_are(a, LEN, 0x11));
+	memset(a, 0x12, LEN);
+	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x12), 1);
+	if (before >= 0)
+		ck_assert_int_gt(stat_value("inv_clear"), before);
+	/* And back again. */
+	ck_assert_int_eq(peer_cmd(&p, CMD_MIGRATE, 0), 0);
+	ck_assert(all_bytes_are(a, LEN, 0x12));
 	peer_stop(&p);
 }
 END_TEST
@@ -789,6 +850,7 @@ int main(void)
 	tcase_add_test(tc, write_breaks_cow_in_the_exporter);
 	tcase_add_test(tc, exporter_fork_then_write_is_followed);
 	tcase_add_test(tc, mremap_is_followed);
+	tcase_add_test(tc, migrated_pages_are_followed);
 
 	tc = xtest_tcase(s, "concurrency");
 	tcase_add_test(tc, mutual_attach_under_mmap_churn);
