@@ -128,6 +128,17 @@ int xpmem_release(xpmem_apid_t apid);
 void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr);
 
 /**
+ * xpmem_ext_attach() - xpmem_attach() with XPMEM_ATTACH_* @flags.
+ *
+ * XPMEM_ATTACH_POPULATE maps every page before returning (faulting in the
+ * exporter's pages that are not present, skipping holes), so the first
+ * touches cost no faults. Extra errors: EINVAL for unknown flags, EINTR if a
+ * fatal signal interrupts populating. Check XPMEM_FEATURE_ATTACH_POPULATE
+ * with xpmem_ext_get_info() first when running on other XPMEM drivers.
+ */
+void *xpmem_ext_attach(struct xpmem_addr addr, size_t size, void *vaddr, unsigned int flags);
+
+/**
  * xpmem_detach() - unmap the attachment that contains @vaddr.
  *
  * Any address inside the attachment will do. Returns 0, or -1 with errno

@@ -151,7 +151,13 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 	return ret;
 }
 
-static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write)
+/*
+ * Map the fault window around vmf->address. @write: the faulting page is
+ * written. @fault_all: fault in every page of the window in the exporter
+ * (populate), not only the faulting one; then a hole anywhere in the window
+ * fails it.
+ */
+static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write, bool fault_all)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
@@ -198,6 +204,7 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write)
 	range.end = src_start + (npages << PAGE_SHIFT);
 	range.hmm_pfns = pfns;
 	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
+	range.default_flags = fault_all ? HMM_PFN_REQ_FAULT : 0;
 	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	for (;;) {
 		if (time_after(jiffies, timeout) || fatal_signal_pending(current)) {
@@ -254,7 +261,7 @@ sigbus:
 
 static vm_fault_t xpmem_vm_fault(struct vm_fault *vmf)
 {
-	return xpmem_fault_common(vmf, vmf->flags & FAULT_FLAG_WRITE);
+	return xpmem_fault_common(vmf, vmf->flags & FAULT_FLAG_WRITE, false);
 }
 
 /*
@@ -270,7 +277,7 @@ static vm_fault_t xpmem_vm_pfn_mkwrite(struct vm_fault *vmf)
 	xpmem_zap_begin(&z);
 	zap_vma_ptes(vmf->vma, vmf->address & PAGE_MASK, PAGE_SIZE);
 	xpmem_zap_end(&z);
-	return xpmem_fault_common(vmf, true);
+	return xpmem_fault_common(vmf, true, false);
 }
 
 static const struct vm_operations_struct xpmem_vm_ops = {
@@ -321,13 +328,104 @@ int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma)
 	return 0;
 }
 
+/*
+ * Fault in one window (or, after a hole, one page) at @addr of the current
+ * mm's attachment @att, as a fault with retry allowed would. Returns the
+ * fault result; VM_FAULT_RETRY means the lock was dropped.
+ */
+static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long addr,
+				     bool fault_all)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	vm_fault_t ret;
+
+	if (mmap_read_lock_killable(mm))
+		return VM_FAULT_SIGBUS;
+	vma = vma_lookup(mm, addr);
+	if (!vma || vma->vm_ops != &xpmem_vm_ops || vma->vm_private_data != att) {
+		/* Unmapped under us by another thread: nothing to populate. */
+		mmap_read_unlock(mm);
+		return VM_FAULT_NOPAGE;
+	}
+	{
+		struct vm_fault vmf = {
+			.vma = vma,
+			.address = addr,
+			.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE,
+			.pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT),
+		};
+
+		ret = xpmem_fault_common(&vmf, false, fault_all);
+	}
+	if (!(ret & VM_FAULT_RETRY))
+		mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * XPMEM_ATTACH_POPULATE: map [start, end) of a new attachment now. Each
+ * window is faulted in whole; a window with a hole is done page by page,
+ * skipping the holes.
+ */
+static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
+			  unsigned long end)
+{
+	unsigned long addr = start, next;
+	vm_fault_t ret;
+
+	while (addr < end) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		next = min(end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
+		ret = xpmem_populate_one(att, addr, true);
+		if (ret & VM_FAULT_RETRY)
+			continue;
+		if (ret & VM_FAULT_OOM)
+			return -ENOMEM;
+		if (ret & VM_FAULT_SIGBUS) {
+			for (; addr < next; addr += PAGE_SIZE) {
+				if (READ_ONCE(att->seg->dead))
+					return -ENOENT;
+				do {
+					if (fatal_signal_pending(current))
+						return -EINTR;
+					ret = xpmem_populate_one(att, addr, false);
+				} while (ret & VM_FAULT_RETRY);
+				if (ret & VM_FAULT_OOM)
+					return -ENOMEM;
+			}
+		}
+		addr = next;
+	}
+	return 0;
+}
+
+/* The attachment just mapped at @addr by the current task, referenced. */
+static struct xpmem_attachment *xpmem_attachment_at(unsigned long addr)
+{
+	struct mm_struct *mm = current->mm;
+	struct xpmem_attachment *att = NULL;
+	struct vm_area_struct *vma;
+
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, addr);
+	if (vma && vma->vm_ops == &xpmem_vm_ops) {
+		att = vma->vm_private_data;
+		kref_get(&att->ref);
+	}
+	mmap_read_unlock(mm);
+	return att;
+}
+
 /* Check an attach request and work out the pages it covers. */
 static int xpmem_attach_range(const struct xpmem_ioc_attach *arg, u64 seg_size,
 			      u64 *pg_offset, u64 *len)
 {
 	u64 in_page = arg->offset & ~PAGE_MASK;
 
-	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
+	if (arg->flags & ~XPMEM_ATTACH_FLAGS || arg->__pad ||
+	    !xpmem_reserved_zero(arg->reserved))
 		return -EINVAL;
 	if (!arg->size || arg->vaddr & ~PAGE_MASK)
 		return -EINVAL;
@@ -396,8 +494,18 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 		goto out_put;
 	}
 	xpmem_stat_inc(XPMEM_STAT_ATTACHES);
-	arg->vaddr = addr + (arg->offset & ~PAGE_MASK);
 	ret = 0;
+	if (arg->flags & XPMEM_ATTACH_POPULATE) {
+		struct xpmem_attachment *att = xpmem_attachment_at(addr);
+
+		if (att) {
+			ret = xpmem_populate(att, addr, addr + len);
+			kref_put(&att->ref, xpmem_attachment_free);
+		}
+		if (ret)
+			goto out_put;
+	}
+	arg->vaddr = addr + (arg->offset & ~PAGE_MASK);
 out_put:
 	xpmem_segment_put(seg);
 	return ret;

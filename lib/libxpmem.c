@@ -189,7 +189,8 @@ XPMEM_EXPORT int xpmem_release(xpmem_apid_t apid)
 	return dev_ioctl(XPMEM_IOC_RELEASE, &arg);
 }
 
-XPMEM_EXPORT void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr)
+XPMEM_EXPORT void *xpmem_ext_attach(struct xpmem_addr addr, size_t size, void *vaddr,
+				    unsigned int flags)
 {
 	struct xpmem_ioc_attach arg;
 
@@ -202,9 +203,15 @@ XPMEM_EXPORT void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr
 	arg.offset = (uint64_t)addr.offset;
 	arg.size = size;
 	arg.vaddr = (uintptr_t)vaddr;
+	arg.flags = flags;
 	if (dev_ioctl(XPMEM_IOC_ATTACH, &arg) < 0)
 		return (void *)-1;
 	return (void *)(uintptr_t)arg.vaddr;
+}
+
+XPMEM_EXPORT void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr)
+{
+	return xpmem_ext_attach(addr, size, vaddr, 0);
 }
 
 XPMEM_EXPORT int xpmem_detach(void *vaddr)

@@ -59,7 +59,18 @@
 #define XPMEM_FEATURE_SEGMENTS	(1ULL << 0)
 /* XPMEM_IOC_ATTACH and _DETACH: coherent mappings, no pinned pages. */
 #define XPMEM_FEATURE_ATTACH	(1ULL << 1)
-#define XPMEM_FEATURES_ALL	(XPMEM_FEATURE_SEGMENTS | XPMEM_FEATURE_ATTACH)
+/* XPMEM_ATTACH_POPULATE. */
+#define XPMEM_FEATURE_ATTACH_POPULATE	(1ULL << 2)
+#define XPMEM_FEATURES_ALL	(XPMEM_FEATURE_SEGMENTS | XPMEM_FEATURE_ATTACH | \
+				 XPMEM_FEATURE_ATTACH_POPULATE)
+
+/*
+ * xpmem_ioc_attach.flags: map every page of the attachment before
+ * returning (faulting in the exporter's pages that are not present), so
+ * that the first touches cost no faults. Holes are skipped, not an error.
+ */
+#define XPMEM_ATTACH_POPULATE	(1U << 0)
+#define XPMEM_ATTACH_FLAGS	XPMEM_ATTACH_POPULATE
 
 /*
  * errno of every command issued on a descriptor by a process other than the
@@ -218,7 +229,7 @@ struct xpmem_ioc_release {
  *                  for a fixed mapping (which replaces what was there, as
  *                  MAP_FIXED does). (out) the address of the byte at
  *                  @offset.
- * @flags:    (in)  must be 0.
+ * @flags:    (in)  XPMEM_ATTACH_* bits.
  * @__pad:    (in)  must be 0.
  * @reserved: (in)  must be 0.
  *
@@ -233,8 +244,9 @@ struct xpmem_ioc_release {
  *
  * Errors: ENOENT (no such permit on this descriptor, or its segment was
  * removed), EINVAL (size 0, range beyond the segment or overflowing,
- * unaligned @vaddr, flags or reserved non-zero), ENOMEM, and the errors of
- * mmap(2), XPMEM_ERRNO_NOPROC.
+ * unaligned @vaddr, unknown flags, reserved non-zero), ENOMEM, EINTR (a
+ * fatal signal during XPMEM_ATTACH_POPULATE; the mapping stays), and the
+ * errors of mmap(2), XPMEM_ERRNO_NOPROC.
  */
 struct xpmem_ioc_attach {
 	__s64 apid;

@@ -484,6 +484,75 @@ START_TEST(faults_are_batched)
 }
 END_TEST
 
+/* XPMEM_ATTACH_POPULATE maps everything up front: reading costs no fault. */
+START_TEST(populate_maps_everything_at_attach)
+{
+	struct xpmem_ioc_info info;
+	struct xpmem_addr addr;
+	long faults, mapped;
+	struct peer p;
+	unsigned char *a;
+
+	ck_assert_int_eq(xpmem_ext_get_info(&info), 0);
+	ck_assert(info.features & XPMEM_FEATURE_ATTACH_POPULATE);
+	peer_start(&p, 0x19, 0600);
+	ck_assert_int_eq(peer_cmd(&p, CMD_DONTNEED, 0), 0);	/* nothing present */
+	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x1a), 0);
+	addr.apid = xpmem_get(p.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = (off_t)(uintptr_t)p.buf;
+	mapped = stat_value("pages_mapped");
+	a = xpmem_ext_attach(addr, LEN, NULL, XPMEM_ATTACH_POPULATE);
+	ck_assert(a != (void *)-1);
+	ck_assert_int_ge(stat_value("pages_mapped") - mapped, LEN / 4096);
+	faults = stat_value("faults");
+	ck_assert(all_bytes_are(a, LEN, 0x1a));
+	memset(a, 0x1b, LEN);	/* the pages are writable in the exporter too */
+	ck_assert_int_eq(stat_value("faults"), faults);
+	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x1b), 1);
+	peer_stop(&p);
+}
+END_TEST
+
+/* Populate skips holes; they still raise SIGBUS when touched. */
+START_TEST(populate_skips_holes)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *buf = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xpmem_segid_t segid;
+	struct xpmem_addr addr;
+	volatile unsigned char *a;
+
+	ck_assert(buf != MAP_FAILED);
+	memset(buf, 9, 8 * page);
+	ck_assert_int_eq(munmap(buf + 3 * page, page), 0);
+	segid = xpmem_make(buf, 8 * page, XPMEM_PERMIT_MODE, (void *)0600);
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = 0;
+	a = xpmem_ext_attach(addr, 8 * page, NULL, XPMEM_ATTACH_POPULATE);
+	ck_assert(a != (void *)-1);
+	ck_assert_uint_eq(a[7 * page], 9);
+	(void)a[3 * page];	/* dies here */
+}
+END_TEST
+
+START_TEST(attach_rejects_unknown_flags)
+{
+	struct peer p;
+	struct xpmem_addr addr;
+
+	peer_start(&p, 0, 0600);
+	addr.apid = xpmem_get(p.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = (off_t)(uintptr_t)p.buf;
+	for (unsigned int bit = 1; bit < 32; bit++) {
+		errno = 0;
+		ck_assert(xpmem_ext_attach(addr, LEN, NULL, 1u << bit) == (void *)-1);
+		ck_assert_int_eq(errno, EINVAL);
+	}
+	peer_stop(&p);
+}
+END_TEST
+
 /* ---- protection */
 
 START_TEST(rdonly_attachment_reads)
@@ -842,6 +911,9 @@ int main(void)
 	tcase_add_test(tc, many_attachers_share_one_exporter);
 	tcase_add_test(tc, one_attacher_reads_many_exporters);
 	tcase_add_test(tc, faults_are_batched);
+	tcase_add_test(tc, populate_maps_everything_at_attach);
+	tcase_add_test_raise_signal(tc, populate_skips_holes, SIGBUS);
+	tcase_add_test(tc, attach_rejects_unknown_flags);
 
 	tc = xtest_tcase(s, "coherence");
 	tcase_add_test(tc, exporter_writes_are_seen);

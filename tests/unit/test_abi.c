@@ -67,6 +67,10 @@ START_TEST(segment_structs_layout_is_fixed)
 	ck_assert_uint_eq(offsetof(struct xpmem_ioc_get, permit_value), 16);
 	ck_assert_uint_eq(offsetof(struct xpmem_ioc_get, apid), 32);
 	ck_assert_uint_eq(sizeof(struct xpmem_ioc_release), 32);
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_attach), 64);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_attach, vaddr), 24);
+	ck_assert_uint_eq(offsetof(struct xpmem_ioc_attach, flags), 32);
+	ck_assert_uint_eq(sizeof(struct xpmem_ioc_detach), 32);
 }
 END_TEST
 
@@ -83,6 +87,8 @@ START_TEST(ioctls_are_iowr_with_their_size)
 		{ XPMEM_IOC_REMOVE, 2, sizeof(struct xpmem_ioc_remove) },
 		{ XPMEM_IOC_GET, 3, sizeof(struct xpmem_ioc_get) },
 		{ XPMEM_IOC_RELEASE, 4, sizeof(struct xpmem_ioc_release) },
+		{ XPMEM_IOC_ATTACH, 5, sizeof(struct xpmem_ioc_attach) },
+		{ XPMEM_IOC_DETACH, 6, sizeof(struct xpmem_ioc_detach) },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -140,6 +146,13 @@ START_TEST(api_without_device_is_enoent)
 	errno = 0;
 	ck_assert_int_eq(xpmem_release(1), -1);
 	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_ptr_eq(xpmem_attach((struct xpmem_addr){ .apid = 1, .offset = 0 }, 4096, NULL),
+			 (void *)-1);
+	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_int_eq(xpmem_detach((void *)4096), -1);
+	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
 
@@ -155,7 +168,8 @@ END_TEST
 START_TEST(library_exports_versioned_api_only)
 {
 	const char *api[] = { "xpmem_version", "xpmem_make", "xpmem_remove", "xpmem_get",
-			      "xpmem_release", "xpmem_ext_get_info" };
+			      "xpmem_release", "xpmem_attach", "xpmem_detach",
+			      "xpmem_ext_get_info", "xpmem_ext_attach" };
 	void *lib = dlopen(LIBXPMEM_PATH, RTLD_NOW | RTLD_LOCAL);
 
 	ck_assert_msg(lib, "dlopen(%s): %s", LIBXPMEM_PATH, dlerror());
