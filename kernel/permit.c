@@ -38,6 +38,11 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	seg = xpmem_segment_lookup(arg->segid);
 	if (!seg)
 		return -ENOENT;
+	/* Its exporter's address space is gone (exporter.c). */
+	if (READ_ONCE(seg->dead)) {
+		ret = -ENOENT;
+		goto out_put;
+	}
 	ret = xpmem_segment_permits(seg, arg->access);
 	if (ret)
 		goto out_put;

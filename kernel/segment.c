@@ -130,11 +130,16 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	ret = xpmem_segment_files(seg);
 	if (ret)
 		goto out_put;
-	/* May take mmap_write_lock to register with the mm the first time. */
-	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
-					   seg->size, &xpmem_segment_notifier_ops);
+	/* Both may take mmap_write_lock to register with the mm. */
+	ret = xpmem_exporter_add(seg);
 	if (ret)
 		goto out_put;
+	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
+					   seg->size, &xpmem_segment_notifier_ops);
+	if (ret) {
+		xpmem_exporter_del(seg);
+		goto out_put;
+	}
 
 	mutex_lock(&xf->lock);
 	do {
@@ -148,6 +153,7 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 
 	if (ret) {
 		mmu_interval_notifier_remove(&seg->notifier);
+		xpmem_exporter_del(seg);
 		goto out_put;
 	}
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_MADE);
@@ -181,6 +187,7 @@ static void xpmem_segment_kill(struct xpmem_segment *seg)
 	/* A fault that checked @dead before we set it installed before this. */
 	xpmem_segment_zap(seg, 0, seg->size);
 	mmu_interval_notifier_remove(&seg->notifier);
+	xpmem_exporter_del(seg);
 	xpmem_segment_put(seg);
 }
 

@@ -16,11 +16,15 @@
  *    segment reference. Its VMAs map the segment's own pseudo file, so the
  *    segment's address_space (i_mmap) finds every attacher's VMA.
  *
+ *  - struct xpmem_exporter (exporter.c): one per exporting mm, found with
+ *    mmu_notifier_get(); lists that mm's segments.
+ *
  * Lock ordering (outermost first):
  *   attacher's mmap_lock -> exporter's mmap_lock (trylock only, or after the
  *                           attacher's is dropped: see attach.c)
  *   exporter's mmap_lock -> xpmem_segment.lock -> page table locks
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
+ *   xpmem_exporter.lock  -> xpmem_segment.lock
  *   xpmem_segment.pending_lock, xpmem_zappers_lock (spinlocks): innermost,
  *                           nothing is taken inside them
  * xpmem_segment.lock is never held while allocating memory, taking an
@@ -52,6 +56,7 @@
 
 struct mm_struct;
 struct user_namespace;
+struct xpmem_exporter;
 
 struct xpmem_file {
 	struct mm_struct *mm;		/* the opener's; mmgrab()ed */
@@ -76,7 +81,10 @@ struct xpmem_segment {
 	 * it, and @dead is set under it.
 	 */
 	struct mutex lock;
-	bool dead;			/* removed: attachments SIGBUS */
+	bool dead;			/* removed, or its mm is gone */
+	/* The exporting mm's context (exporter.c), and our place in it. */
+	struct xpmem_exporter *exporter;
+	struct list_head exporter_node;
 	/* Pseudo files on one inode: attachments map one of them. */
 	struct file *file_rw;
 	struct file *file_ro;
@@ -112,6 +120,11 @@ struct xpmem_segment *xpmem_segment_lookup(u64 segid);
 void xpmem_segment_put(struct xpmem_segment *seg);
 void xpmem_file_remove_segments(struct xpmem_file *xf);
 int xpmem_segment_permits(struct xpmem_segment *seg, u32 access);
+
+/* exporter.c: one context per exporting mm, with a classic mmu notifier */
+int xpmem_exporter_add(struct xpmem_segment *seg);
+void xpmem_exporter_del(struct xpmem_segment *seg);
+void xpmem_exporter_exit(void);
 
 /* fs.c: the pseudo filesystem that gives each segment an address_space */
 int xpmem_fs_init(void);

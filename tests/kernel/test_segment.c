@@ -458,6 +458,49 @@ START_TEST(exit_of_the_creator_removes_its_segments)
 }
 END_TEST
 
+/*
+ * The exporter exits while a child it forked still holds its descriptor:
+ * the segment dies with the exporter's address space all the same.
+ */
+START_TEST(exporter_exit_kills_segments_whose_descriptor_lives_on)
+{
+	int seg_pipe[2], hold_pipe[2], status;
+	xpmem_segid_t segid = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(seg_pipe), 0);
+	ck_assert_int_eq(pipe(hold_pipe), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(XPMEM_DEV_PATH, O_RDWR);	/* inherited below */
+		struct xpmem_ioc_make arg;
+		char c;
+
+		memset(&arg, 0, sizeof(arg));
+		arg.size = XPMEM_MAXADDR_SIZE_U64;
+		arg.permit_type = XPMEM_PERMIT_MODE;
+		arg.permit_value = 0666;
+		if (fd < 0 || ioctl(fd, XPMEM_IOC_MAKE, &arg) != 0)
+			_exit(1);
+		close(hold_pipe[1]);
+		if (fork() == 0) {
+			/* Keeps the descriptor open until the test closes the pipe. */
+			while (read(hold_pipe[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+		_exit(write(seg_pipe[1], &arg.segid, sizeof(arg.segid)) == sizeof(arg.segid) ? 0 : 1);
+	}
+	close(hold_pipe[0]);
+	ck_assert_int_eq(read(seg_pipe[0], &segid, sizeof(segid)), sizeof(segid));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_fails(xpmem_get(segid, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL), ENOENT);
+	close(hold_pipe[1]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("segment");
@@ -495,6 +538,7 @@ int main(void)
 	tcase_add_test(tc, inherited_descriptor_answers_noproc);
 	tcase_add_test(tc, closing_the_descriptor_removes_its_segments);
 	tcase_add_test(tc, exit_of_the_creator_removes_its_segments);
+	tcase_add_test(tc, exporter_exit_kills_segments_whose_descriptor_lives_on);
 
 	return xtest_main("segment", s, XTEST_NEEDS_DEVICE);
 }
