@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * test_events.c - invalidations that the kernel starts on its own: KSM
+ * merging, THP split and collapse, reclaim to swap.
+ *
+ * Needs the module and root (it turns KSM on and sets up zram swap).
+ * tests/guest-suite runs it in the root pass only. Each test attaches its
+ * own segment (a process may), so that one process both changes the
+ * exporter's memory and reads it through the attachment.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "xpmem.h"
+#include "xtest.h"
+
+#define MIB (1UL << 20)
+#define PAGE 4096UL
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+static long stat_value(const char *name)
+{
+	char key[64];
+	long value;
+	FILE *f = fopen("/sys/kernel/debug/xpmem/stats", "r");
+
+	ck_assert_msg(f, "debugfs stats: %s", strerror(errno));
+	while (fscanf(f, "%63s %ld", key, &value) == 2) {
+		if (strcmp(key, name) == 0) {
+			fclose(f);
+			return value;
+		}
+	}
+	fclose(f);
+	ck_abort_msg("no counter %s", name);
+	return -1;
+}
+
+static int write_str(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, value, strlen(value));
+	close(fd);
+	return n == (ssize_t)strlen(value) ? 0 : -1;
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* @len bytes aligned to 2 MiB, so that THP can back them. */
+static unsigned char *map_aligned(size_t len)
+{
+	unsigned char *p = mmap(NULL, len + 2 * MIB, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *aligned;
+
+	ck_assert(p != MAP_FAILED);
+	aligned = (unsigned char *)(((uintptr_t)p + 2 * MIB - 1) & ~(2 * MIB - 1));
+	return aligned;
+}
+
+/* Attach [buf, buf + len) of this very process, read-write. */
+static unsigned char *attach_self(unsigned char *buf, size_t len)
+{
+	xpmem_segid_t segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	struct xpmem_addr addr;
+	unsigned char *a;
+
+	ck_assert_int_gt(segid, 0);
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)buf;
+	a = xpmem_attach(addr, len, NULL);
+	ck_assert(a != (void *)-1);
+	return a;
+}
+
+static int all_bytes_are(const unsigned char *a, size_t len, unsigned char v)
+{
+	for (size_t i = 0; i < len; i++)
+		if (a[i] != v)
+			return 0;
+	return 1;
+}
+
+/* Is the page at @addr backed by a huge page (AnonHugePages in smaps)? */
+static long anon_huge_kb(void *addr)
+{
+	char line[256];
+	unsigned long start, end;
+	long kb = -1;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
+			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
+		else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/*
+ * KSM merges the exporter's identical pages into one read-only page. The
+ * attachment follows, and a write through it breaks COW in the exporter:
+ * the other merged pages keep their old contents.
+ */
+START_TEST(ksm_merge_is_followed_and_a_write_unmerges)
+{
+	const size_t len = 64 * PAGE;
+	unsigned char *buf = map_aligned(len), *a;
+	long clear_before;
+
+	memset(buf, 0x3c, len);
+	a = attach_self(buf, len);
+	ck_assert(all_bytes_are(a, len, 0x3c));	/* mapped before merging */
+	clear_before = stat_value("inv_clear");
+
+	ck_assert_int_eq(madvise(buf, len, MADV_MERGEABLE), 0);
+	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/pages_to_scan", "10000"), 0);
+	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/sleep_millisecs", "0"), 0);
+	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/run", "1"), 0);
+	for (int i = 0; i < 200 && read_long("/sys/kernel/mm/ksm/pages_sharing") < 32; i++)
+		usleep(50000);
+	ck_assert_int_ge(read_long("/sys/kernel/mm/ksm/pages_sharing"), 32);
+	ck_assert_int_gt(stat_value("inv_clear"), clear_before);	/* write-protected */
+
+	ck_assert(all_bytes_are(a, len, 0x3c));
+	memset(a, 0x3d, PAGE);	/* the first page only */
+	ck_assert(all_bytes_are(buf, PAGE, 0x3d));
+	ck_assert(all_bytes_are(buf + PAGE, len - PAGE, 0x3c));
+	ck_assert(all_bytes_are(a + PAGE, len - PAGE, 0x3c));
+	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/run", "2"), 0);	/* unmerge all */
+}
+END_TEST
+
+/* A THP split under the attachment: one subpage dropped, the rest intact. */
+START_TEST(thp_split_is_followed)
+{
+	const size_t len = 4 * MIB;
+	unsigned char *buf = map_aligned(len), *a;
+
+	ck_assert_int_eq(madvise(buf, len, MADV_HUGEPAGE), 0);
+	memset(buf, 0x4e, len);
+	ck_assert_int_gt(anon_huge_kb(buf), 0);
+	a = attach_self(buf, len);
+	ck_assert(all_bytes_are(a, len, 0x4e));
+	/* Dropping one 4 KiB subpage splits the PMD mapping. */
+	ck_assert_int_eq(madvise(buf + 5 * PAGE, PAGE, MADV_DONTNEED), 0);
+	ck_assert(all_bytes_are(a + 5 * PAGE, PAGE, 0));
+	ck_assert(all_bytes_are(a, 5 * PAGE, 0x4e));
+	ck_assert(all_bytes_are(a + 6 * PAGE, len - 6 * PAGE, 0x4e));
+	memset(a + 5 * PAGE, 0x4f, PAGE);
+	ck_assert(all_bytes_are(buf + 5 * PAGE, PAGE, 0x4f));
+}
+END_TEST
+
+/* Small pages collapsed into a huge one (MADV_COLLAPSE) under the attachment. */
+START_TEST(thp_collapse_is_followed)
+{
+	const size_t len = 2 * MIB;
+	unsigned char *buf = map_aligned(len), *a;
+
+	ck_assert_int_eq(madvise(buf, len, MADV_NOHUGEPAGE), 0);
+	memset(buf, 0x5e, len);
+	ck_assert_int_eq(anon_huge_kb(buf), 0);
+	a = attach_self(buf, len);
+	ck_assert(all_bytes_are(a, len, 0x5e));
+	ck_assert_int_eq(madvise(buf, len, MADV_HUGEPAGE), 0);
+	ck_assert_msg(madvise(buf, len, MADV_COLLAPSE) == 0, "MADV_COLLAPSE: %s", strerror(errno));
+	ck_assert_int_gt(anon_huge_kb(buf), 0);
+	ck_assert(all_bytes_are(a, len, 0x5e));
+	memset(a, 0x5f, len);
+	ck_assert(all_bytes_are(buf, len, 0x5f));
+}
+END_TEST
+
+/* Swap on zram, so that anonymous pages can really be reclaimed. */
+static void setup_zram_swap(void)
+{
+	if (read_long("/sys/block/zram0/disksize") > 0)
+		return;	/* an earlier test did it */
+	ck_assert_int_eq(system("modprobe zram num_devices=1"), 0);
+	ck_assert_int_eq(write_str("/sys/block/zram0/disksize", "64M"), 0);
+	ck_assert_int_eq(system("mkswap -q /dev/zram0 && swapon /dev/zram0"), 0);
+}
+
+/* Is the page at @addr swapped out (pagemap bit 62)? */
+static int page_swapped(void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &entry, sizeof(entry), ((uintptr_t)addr / PAGE) * 8),
+			 sizeof(entry));
+	close(fd);
+	return (entry >> 62) & 1;
+}
+
+/* Reclaim swaps the exporter's pages out; the attachment faults them back. */
+START_TEST(reclaim_to_swap_is_followed)
+{
+	const size_t len = 64 * PAGE;
+	unsigned char *buf = map_aligned(len), *a;
+	long clear_before;
+	int swapped = 0;
+
+	setup_zram_swap();
+	ck_assert_int_eq(madvise(buf, len, MADV_NOHUGEPAGE), 0);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)(i * 7);
+	a = attach_self(buf, len);
+	ck_assert_uint_eq(a[len - 1], (unsigned char)((len - 1) * 7));
+	clear_before = stat_value("inv_clear");
+	ck_assert_int_eq(madvise(buf, len, MADV_PAGEOUT), 0);
+	for (size_t i = 0; i < len; i += PAGE)
+		swapped += page_swapped(buf + i);
+	ck_assert_msg(swapped > (int)(len / PAGE / 2), "only %d of %lu pages swapped out",
+		      swapped, len / PAGE);
+	ck_assert_int_gt(stat_value("inv_clear"), clear_before);
+	/* Read through the attachment first: it swaps them in. */
+	for (size_t i = 0; i < len; i++)
+		ck_assert_uint_eq(a[i], (unsigned char)(i * 7));
+}
+END_TEST
+
+/* mprotect in the exporter is an invalidation; writes then SIGBUS, reads work. */
+START_TEST(mprotect_is_counted_and_followed)
+{
+	const size_t len = 16 * PAGE;
+	unsigned char *buf = map_aligned(len), *a;
+	long before;
+
+	memset(buf, 0x6a, len);
+	a = attach_self(buf, len);
+	memset(a, 0x6b, len);
+	before = stat_value("inv_protection_vma");
+	ck_assert_int_eq(mprotect(buf, len, PROT_READ), 0);
+	ck_assert_int_gt(stat_value("inv_protection_vma"), before);
+	ck_assert(all_bytes_are(a, len, 0x6b));
+	ck_assert_int_eq(mprotect(buf, len, PROT_READ | PROT_WRITE), 0);
+	memset(a, 0x6c, len);
+	ck_assert(all_bytes_are(buf, len, 0x6c));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("events");
+	TCase *tc = xtest_tcase(s, "kernel");
+
+	tcase_add_test(tc, ksm_merge_is_followed_and_a_write_unmerges);
+	tcase_add_test(tc, thp_split_is_followed);
+	tcase_add_test(tc, thp_collapse_is_followed);
+	tcase_add_test(tc, reclaim_to_swap_is_followed);
+	tcase_add_test(tc, mprotect_is_counted_and_followed);
+
+	return xtest_main("events", s, XTEST_NEEDS_DEVICE);
+}
