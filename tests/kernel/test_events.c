@@ -9,6 +9,8 @@
  * exporter's memory and reads it through the attachment.
  */
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -273,6 +276,65 @@ START_TEST(mprotect_is_counted_and_followed)
 }
 END_TEST
 
+/*
+ * The OOM reaper's path (here through process_mrelease(), which runs it on
+ * a dying process on demand) invalidates without being allowed to sleep.
+ * With an attachment mapped, the driver must refuse (the reap fails with
+ * EAGAIN) instead of sleeping, and the victim must still exit cleanly.
+ */
+START_TEST(nonblocking_invalidation_is_refused)
+{
+	const size_t len = 16 * PAGE;
+	int to_parent[2], status, pidfd, got = -1, err = 0;
+	long refused = stat_value("inv_nonblock_refused");
+	struct sched_param idle = { 0 };
+	struct xpmem_addr addr;
+	xpmem_segid_t segid;
+	unsigned char *buf, *a;
+	cpu_set_t cpu0;
+	pid_t victim;
+
+	/* Same CPU, victim at idle priority: after kill() we run first. */
+	CPU_ZERO(&cpu0);
+	CPU_SET(0, &cpu0);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(cpu0), &cpu0), 0);
+	ck_assert_int_eq(pipe(to_parent), 0);
+	victim = fork();
+	ck_assert_int_ge(victim, 0);
+	if (victim == 0) {
+		buf = map_aligned(len);
+		memset(buf, 0x7e, len);
+		segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+		if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0 ||
+		    write(to_parent[1], &segid, sizeof(segid)) != sizeof(segid) ||
+		    write(to_parent[1], &buf, sizeof(buf)) != sizeof(buf))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_eq(read(to_parent[0], &segid, sizeof(segid)), sizeof(segid));
+	ck_assert_int_eq(read(to_parent[0], &buf, sizeof(buf)), sizeof(buf));
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = (off_t)(uintptr_t)buf;
+	a = xpmem_attach(addr, len, NULL);
+	ck_assert(a != (void *)-1);
+	ck_assert(all_bytes_are(a, len, 0x7e));
+
+	pidfd = syscall(SYS_pidfd_open, victim, 0);
+	ck_assert_int_ge(pidfd, 0);
+	ck_assert_int_eq(kill(victim, SIGKILL), 0);
+	got = syscall(SYS_process_mrelease, pidfd, 0);
+	err = errno;
+	ck_assert_int_eq(waitpid(victim, &status, 0), victim);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert_msg(got == -1 && err == EAGAIN,
+		      "process_mrelease: %d (%s); expected EAGAIN from the refusal",
+		      got, got ? strerror(err) : "reaped");
+	ck_assert_int_gt(stat_value("inv_nonblock_refused"), refused);
+	close(pidfd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("events");
@@ -283,6 +345,7 @@ int main(void)
 	tcase_add_test(tc, thp_collapse_is_followed);
 	tcase_add_test(tc, reclaim_to_swap_is_followed);
 	tcase_add_test(tc, mprotect_is_counted_and_followed);
+	tcase_add_test(tc, nonblocking_invalidation_is_refused);
 
 	return xtest_main("events", s, XTEST_NEEDS_DEVICE);
 }
