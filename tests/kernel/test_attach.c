@@ -704,6 +704,79 @@ START_TEST(release_detaches_its_attachments)
 }
 END_TEST
 
+/*
+ * A child that attaches the peer (attachments are not inherited) and reads
+ * it until something stops it. Returns once the child has read it all once.
+ */
+static pid_t start_reader(struct peer *p)
+{
+	int ready[2];
+	pid_t pid;
+	char c;
+
+	ck_assert_int_eq(pipe(ready), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		volatile unsigned char *a = peer_attach(p, XPMEM_RDONLY, NULL);
+		unsigned long sum = 0;
+
+		for (int first = 1;; first = 0) {
+			for (size_t i = 0; i < LEN; i += 64)
+				sum += a[i];
+			if (first && write(ready[1], "r", 1) != 1)
+				_exit(1);
+		}
+	}
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	return pid;
+}
+
+/* kill -9 of the exporter while an attacher reads: the reader gets SIGBUS. */
+START_TEST(exporter_killed_while_attacher_reads)
+{
+	struct peer p;
+	int status;
+	pid_t reader;
+
+	peer_start(&p, 0x11, 0600);
+	reader = start_reader(&p);
+	ck_assert_int_eq(kill(p.pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(p.pid, &status, 0), p.pid);
+	ck_assert_int_eq(waitpid(reader, &status, 0), reader);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+		      "reader status %#x", status);
+	close(p.cmd_fd);
+	close(p.ack_fd);
+}
+END_TEST
+
+/* kill -9 of an attacher while the exporter keeps changing its memory. */
+START_TEST(attacher_killed_while_exporter_churns)
+{
+	struct peer p;
+	unsigned char *a;
+	int status;
+	pid_t reader;
+
+	peer_start(&p, 0x11, 0600);
+	a = peer_attach(&p, XPMEM_RDWR, NULL);
+	reader = start_reader(&p);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(peer_cmd(&p, CMD_DONTNEED, 0), 0);
+		ck_assert_int_eq(peer_cmd(&p, CMD_FILL, i), 0);
+		if (i == 10)
+			ck_assert_int_eq(kill(reader, SIGKILL), 0);
+	}
+	ck_assert_int_eq(waitpid(reader, &status, 0), reader);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert(all_bytes_are(a, LEN, 19));
+	peer_stop(&p);
+}
+END_TEST
+
 START_TEST(attachments_are_not_inherited)
 {
 	struct peer p;
@@ -941,6 +1014,8 @@ int main(void)
 	tcase_add_test(tc, detach_of_other_addresses_is_einval);
 	tcase_add_test_raise_signal(tc, release_detaches_its_attachments, SIGSEGV);
 	tcase_add_test(tc, attachments_are_not_inherited);
+	tcase_add_test(tc, exporter_killed_while_attacher_reads);
+	tcase_add_test(tc, attacher_killed_while_exporter_churns);
 
 	return xtest_main("attach", s, XTEST_NEEDS_DEVICE);
 }
