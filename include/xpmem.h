@@ -59,6 +59,14 @@ struct xpmem_addr {
 int xpmem_version(void);
 
 /**
+ * xpmem_init() - open the device now rather than on first use.
+ *
+ * Kept because older libxpmem exported it and configure scripts probe for
+ * it. Returns 0, or -1 with errno as for xpmem_version().
+ */
+int xpmem_init(void);
+
+/**
  * xpmem_make() - export [@vaddr, @vaddr + @size) of this process.
  * @vaddr:        page-aligned start; NULL (0) is allowed.
  * @size:         page-aligned length, or XPMEM_MAXADDR_SIZE for "to the end

@@ -223,6 +223,16 @@ XPMEM_EXPORT int xpmem_detach(void *vaddr)
 	return dev_ioctl(XPMEM_IOC_DETACH, &arg);
 }
 
+/*
+ * Older libxpmem exported this; some consumers' configure scripts probe the
+ * library for it. The library never calls it itself, so a consumer that
+ * defines its own xpmem_init (libfabric does) changes nothing here.
+ */
+XPMEM_EXPORT int xpmem_init(void)
+{
+	return dev_get() < 0 ? -1 : 0;
+}
+
 XPMEM_EXPORT int xpmem_ext_get_info(struct xpmem_ioc_info *info)
 {
 	int fd;

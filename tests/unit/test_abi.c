@@ -153,6 +153,9 @@ START_TEST(api_without_device_is_enoent)
 	errno = 0;
 	ck_assert_int_eq(xpmem_detach((void *)4096), -1);
 	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_int_eq(xpmem_init(), -1);
+	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
 
@@ -167,8 +170,8 @@ END_TEST
 /* The library exports its API under version XPMEM_1.0 and nothing else. */
 START_TEST(library_exports_versioned_api_only)
 {
-	const char *api[] = { "xpmem_version", "xpmem_make", "xpmem_remove", "xpmem_get",
-			      "xpmem_release", "xpmem_attach", "xpmem_detach",
+	const char *api[] = { "xpmem_version", "xpmem_init", "xpmem_make", "xpmem_remove",
+			      "xpmem_get", "xpmem_release", "xpmem_attach", "xpmem_detach",
 			      "xpmem_ext_get_info", "xpmem_ext_attach" };
 	void *lib = dlopen(LIBXPMEM_PATH, RTLD_NOW | RTLD_LOCAL);
 
