@@ -41,11 +41,13 @@ static struct file_system_type xpmem_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
-/* The files are reached only through attachments: no read, write or open. */
+/*
+ * The files are reached only through attachments: no read, write, seek or
+ * open. They are never in a descriptor table.
+ */
 static const struct file_operations xpmem_segment_fops = {
 	.owner = THIS_MODULE,
 	.mmap = xpmem_segment_mmap,
-	.llseek = no_llseek,
 };
 
 static int xpmem_no_open(struct inode *inode, struct file *file)
