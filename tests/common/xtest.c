@@ -2,6 +2,7 @@
 /*
  * xtest.c - see xtest.h.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,4 +70,55 @@ int xtest_main(const char *name, Suite *suite, enum xtest_needs needs)
 	printf("%s: %d passed, %d failed\n", name, run - failed, failed);
 	summary_append(name, run - failed, failed, 0);
 	return failed || run == 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int xtest_all_bytes_are(const volatile void *buf, size_t len, unsigned char v)
+{
+	const volatile unsigned char *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
+}
+
+long xtest_stat(const char *name)
+{
+	char key[64];
+	long value, found = -1;
+	FILE *f = fopen("/sys/kernel/debug/xpmem/stats", "r");
+
+	if (!f)
+		return -1;
+	while (found < 0 && fscanf(f, "%63s %ld", key, &value) == 2)
+		if (strcmp(key, name) == 0)
+			found = value;
+	fclose(f);
+	return found;
+}
+
+int xtest_write_file(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+long xtest_read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
 }

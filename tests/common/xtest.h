@@ -11,6 +11,7 @@
 #define XTEST_H
 
 #include <check.h>
+#include <stddef.h>
 
 enum xtest_needs {
 	XTEST_NEEDS_NOTHING = 1,
@@ -26,5 +27,19 @@ int xtest_main(const char *name, Suite *suite, enum xtest_needs needs);
 
 /* A TCase with a timeout that suits TCG guests (Check's default is 4 s). */
 TCase *xtest_tcase(Suite *suite, const char *name);
+
+/* Helpers shared by the test programs. */
+
+/* Is every byte of [buf, buf + len) equal to @v? */
+int xtest_all_bytes_are(const volatile void *buf, size_t len, unsigned char v);
+
+/* A counter of /sys/kernel/debug/xpmem/stats, or -1 if it cannot be read. */
+long xtest_stat(const char *name);
+
+/* Write @text to the file @path (sysfs, procfs): 0, or -1 with errno. */
+int xtest_write_file(const char *path, const char *text);
+
+/* The number at the start of the file @path, or -1. */
+long xtest_read_long(const char *path);
 
 #endif /* XTEST_H */

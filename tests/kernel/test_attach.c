@@ -210,32 +210,6 @@ static unsigned char *peer_attach(struct peer *p, int access, xpmem_apid_t *apid
 	return a;
 }
 
-static int all_bytes_are(const unsigned char *a, size_t len, unsigned char v)
-{
-	for (size_t i = 0; i < len; i++)
-		if (a[i] != v)
-			return 0;
-	return 1;
-}
-
-static long stat_value(const char *name)
-{
-	char key[64];
-	long value;
-	FILE *f = fopen("/sys/kernel/debug/xpmem/stats", "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %ld", key, &value) == 2) {
-		if (strcmp(key, name) == 0) {
-			fclose(f);
-			return value;
-		}
-	}
-	fclose(f);
-	return -1;
-}
-
 /* ---- data */
 
 START_TEST(attachment_reads_exporter_data)
@@ -245,7 +219,7 @@ START_TEST(attachment_reads_exporter_data)
 
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDWR, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
 	peer_stop(&p);
 }
 END_TEST
@@ -276,7 +250,7 @@ START_TEST(unaligned_offset_points_at_that_byte)
 	a = xpmem_attach(addr, 10, NULL);
 	ck_assert(a != (void *)-1);
 	ck_assert_uint_eq((uintptr_t)a & 4095, 123);
-	ck_assert(all_bytes_are(a, 10, 0x37));
+	ck_assert(xtest_all_bytes_are(a, 10, 0x37));
 	peer_stop(&p);
 }
 END_TEST
@@ -294,7 +268,7 @@ START_TEST(attach_at_a_fixed_address)
 	addr.offset = (off_t)(uintptr_t)p.buf;
 	a = xpmem_attach(addr, LEN, want);
 	ck_assert_ptr_eq(a, want);
-	ck_assert(all_bytes_are(a, LEN, 0x42));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x42));
 	peer_stop(&p);
 }
 END_TEST
@@ -332,16 +306,28 @@ END_TEST
 
 /* ---- coherence: the attachment follows the exporter's page tables */
 
-START_TEST(exporter_writes_are_seen)
+/* A change the exporter makes, and what the attacher must see afterwards. */
+static const struct {
+	const char *what;
+	int cmd, arg, expect;
+} followed[] = {
+	{ "exporter writes", CMD_FILL, 0x33, 0x33 },
+	{ "MADV_DONTNEED", CMD_DONTNEED, 0, 0 },
+	{ "mremap away + new pages", CMD_MREMAP, 0x24, 0x24 },
+	{ "munmap + mmap", CMD_REMAP, 0x25, 0x25 },
+};
+
+START_TEST(exporter_change_is_followed)
 {
 	struct peer p;
 	unsigned char *a;
 
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDONLY, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
-	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x33), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x33));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
+	ck_assert_int_eq(peer_cmd(&p, followed[_i].cmd, followed[_i].arg), 0);
+	ck_assert_msg(xtest_all_bytes_are(a, LEN, followed[_i].expect),
+		      "stale data after %s", followed[_i].what);
 	peer_stop(&p);
 }
 END_TEST
@@ -349,34 +335,19 @@ END_TEST
 /* free + new memory at the same address: the attachment shows the new pages. */
 START_TEST(munmap_and_mmap_are_followed)
 {
-	long before = stat_value("inv_unmap");
+	long before = xtest_stat("inv_unmap");
 	struct peer p;
 	unsigned char *a;
 
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDWR, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
 	ck_assert_int_eq(peer_cmd(&p, CMD_REMAP, 0x44), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x44));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x44));
 	/* And writes land in the new pages. */
 	memset(a, 0x45, LEN);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x45), 1);
-	if (before >= 0)
-		ck_assert_int_gt(stat_value("inv_unmap"), before);
-	peer_stop(&p);
-}
-END_TEST
-
-START_TEST(madv_dontneed_is_followed)
-{
-	struct peer p;
-	unsigned char *a;
-
-	peer_start(&p, 0x55, 0600);
-	a = peer_attach(&p, XPMEM_RDONLY, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x55));
-	ck_assert_int_eq(peer_cmd(&p, CMD_DONTNEED, 0), 0);
-	ck_assert(all_bytes_are(a, LEN, 0));
+	ck_assert_int_gt(xtest_stat("inv_unmap"), before);
 	peer_stop(&p);
 }
 END_TEST
@@ -389,13 +360,13 @@ START_TEST(write_breaks_cow_in_the_exporter)
 
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDWR, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
 	ck_assert_int_eq(peer_cmd(&p, CMD_FORK, 0), 0);
 	memset(a, 0x66, LEN);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x66), 1);
 	/* The exporter's own write after that is seen too. */
 	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x67), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x67));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x67));
 	peer_stop(&p);
 }
 END_TEST
@@ -408,26 +379,12 @@ START_TEST(exporter_fork_then_write_is_followed)
 
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDWR, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
 	ck_assert_int_eq(peer_cmd(&p, CMD_FORK, 0), 0);
 	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x22), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x22));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x22));
 	memset(a, 0x23, LEN);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x23), 1);
-	peer_stop(&p);
-}
-END_TEST
-
-START_TEST(mremap_is_followed)
-{
-	struct peer p;
-	unsigned char *a;
-
-	peer_start(&p, 0x11, 0600);
-	a = peer_attach(&p, XPMEM_RDONLY, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
-	ck_assert_int_eq(peer_cmd(&p, CMD_MREMAP, 0x24), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x24));
 	peer_stop(&p);
 }
 END_TEST
@@ -439,7 +396,7 @@ END_TEST
 START_TEST(migrated_pages_are_followed)
 {
 	/* Migration of mapped pages invalidates them as MMU_NOTIFY_CLEAR. */
-	long before = stat_value("inv_clear");
+	long before = xtest_stat("inv_clear");
 	struct peer p;
 	unsigned char *a;
 
@@ -447,17 +404,16 @@ START_TEST(migrated_pages_are_followed)
 		      "needs 2 NUMA nodes: tests/run-tests boots the guest with --numa 2");
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDWR, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
 	/* Every page moves, although the attachment maps every one of them. */
 	ck_assert_int_eq(peer_cmd(&p, CMD_MIGRATE, 0), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x11));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
 	memset(a, 0x12, LEN);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x12), 1);
-	if (before >= 0)
-		ck_assert_int_gt(stat_value("inv_clear"), before);
+	ck_assert_int_gt(xtest_stat("inv_clear"), before);
 	/* And back again. */
 	ck_assert_int_eq(peer_cmd(&p, CMD_MIGRATE, 0), 0);
-	ck_assert(all_bytes_are(a, LEN, 0x12));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x12));
 	peer_stop(&p);
 }
 END_TEST
@@ -471,15 +427,15 @@ START_TEST(faults_are_batched)
 
 	peer_start(&p, 0x11, 0600);
 	a = peer_attach(&p, XPMEM_RDONLY, NULL);
-	faults = stat_value("faults");
-	mapped = stat_value("pages_mapped");
+	faults = xtest_stat("faults");
+	mapped = xtest_stat("pages_mapped");
 	ck_assert_msg(faults >= 0, "debugfs stats not readable");
 	ck_assert_uint_eq(a[0], 0x11);
-	ck_assert_int_eq(stat_value("faults") - faults, 1);
-	ck_assert_int_ge(stat_value("pages_mapped") - mapped, 16);
+	ck_assert_int_eq(xtest_stat("faults") - faults, 1);
+	ck_assert_int_ge(xtest_stat("pages_mapped") - mapped, 16);
 	/* The rest of the buffer needs no more faults (64 pages, one window). */
-	ck_assert(all_bytes_are((unsigned char *)a, LEN, 0x11));
-	ck_assert_int_le(stat_value("faults") - faults, 2);
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
+	ck_assert_int_le(xtest_stat("faults") - faults, 2);
 	peer_stop(&p);
 }
 END_TEST
@@ -500,37 +456,50 @@ START_TEST(populate_maps_everything_at_attach)
 	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x1a), 0);
 	addr.apid = xpmem_get(p.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	addr.offset = (off_t)(uintptr_t)p.buf;
-	mapped = stat_value("pages_mapped");
+	mapped = xtest_stat("pages_mapped");
 	a = xpmem_ext_attach(addr, LEN, NULL, XPMEM_ATTACH_POPULATE);
 	ck_assert(a != (void *)-1);
-	ck_assert_int_ge(stat_value("pages_mapped") - mapped, LEN / 4096);
-	faults = stat_value("faults");
-	ck_assert(all_bytes_are(a, LEN, 0x1a));
+	ck_assert_int_ge(xtest_stat("pages_mapped") - mapped, LEN / 4096);
+	faults = xtest_stat("faults");
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x1a));
 	memset(a, 0x1b, LEN);	/* the pages are writable in the exporter too */
-	ck_assert_int_eq(stat_value("faults"), faults);
+	ck_assert_int_eq(xtest_stat("faults"), faults);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x1b), 1);
 	peer_stop(&p);
 }
 END_TEST
 
+/*
+ * Export @npages of fresh memory of our own, filled with 9, with page @hole
+ * unmapped, and attach all of it with @flags.
+ */
+static volatile unsigned char *attach_own_with_hole(size_t npages, size_t hole,
+						    unsigned int flags)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *buf = mmap(NULL, npages * page, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct xpmem_addr addr;
+	xpmem_segid_t segid;
+	void *a;
+
+	ck_assert(buf != MAP_FAILED);
+	memset(buf, 9, npages * page);
+	ck_assert_int_eq(munmap(buf + hole * page, page), 0);
+	segid = xpmem_make(buf, npages * page, XPMEM_PERMIT_MODE, (void *)0600);
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = 0;
+	a = xpmem_ext_attach(addr, npages * page, NULL, flags);
+	ck_assert(a != (void *)-1);
+	return a;
+}
+
 /* Populate skips holes; they still raise SIGBUS when touched. */
 START_TEST(populate_skips_holes)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	unsigned char *buf = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	xpmem_segid_t segid;
-	struct xpmem_addr addr;
-	volatile unsigned char *a;
+	volatile unsigned char *a = attach_own_with_hole(8, 3, XPMEM_ATTACH_POPULATE);
 
-	ck_assert(buf != MAP_FAILED);
-	memset(buf, 9, 8 * page);
-	ck_assert_int_eq(munmap(buf + 3 * page, page), 0);
-	segid = xpmem_make(buf, 8 * page, XPMEM_PERMIT_MODE, (void *)0600);
-	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
-	addr.offset = 0;
-	a = xpmem_ext_attach(addr, 8 * page, NULL, XPMEM_ATTACH_POPULATE);
-	ck_assert(a != (void *)-1);
 	ck_assert_uint_eq(a[7 * page], 9);
 	(void)a[3 * page];	/* dies here */
 }
@@ -562,7 +531,7 @@ START_TEST(rdonly_attachment_reads)
 
 	peer_start(&p, 0x21, 0644);
 	a = peer_attach(&p, XPMEM_RDONLY, NULL);
-	ck_assert(all_bytes_are(a, LEN, 0x21));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x21));
 	peer_stop(&p);
 }
 END_TEST
@@ -612,22 +581,10 @@ END_TEST
 START_TEST(touching_a_hole_is_sigbus)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	unsigned char *buf = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	xpmem_segid_t segid;
-	struct xpmem_addr addr;
-	volatile unsigned char *a;
+	volatile unsigned char *a = attach_own_with_hole(4, 2, 0);
 
-	ck_assert(buf != MAP_FAILED);
-	memset(buf, 7, 4 * page);
-	ck_assert_int_eq(munmap(buf + 2 * page, page), 0);
-	segid = xpmem_make(buf, 4 * page, XPMEM_PERMIT_MODE, (void *)0600);
-	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
-	addr.offset = 0;
-	a = xpmem_attach(addr, 4 * page, NULL);
-	ck_assert(a != (void *)-1);
-	ck_assert_uint_eq(a[0], 7);
-	ck_assert_uint_eq(a[3 * page], 7);
+	ck_assert_uint_eq(a[0], 9);
+	ck_assert_uint_eq(a[3 * page], 9);
 	(void)a[2 * page];	/* dies here */
 }
 END_TEST
@@ -772,7 +729,7 @@ START_TEST(attacher_killed_while_exporter_churns)
 	}
 	ck_assert_int_eq(waitpid(reader, &status, 0), reader);
 	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	ck_assert(all_bytes_are(a, LEN, 19));
+	ck_assert(xtest_all_bytes_are(a, LEN, 19));
 	peer_stop(&p);
 }
 END_TEST
@@ -814,9 +771,9 @@ START_TEST(a_process_can_attach_its_own_segment)
 	addr.offset = (off_t)(uintptr_t)buf;
 	a = xpmem_attach(addr, LEN, NULL);
 	ck_assert(a != (void *)-1);
-	ck_assert(all_bytes_are(a, LEN, 0x71));
+	ck_assert(xtest_all_bytes_are(a, LEN, 0x71));
 	memset(a, 0x72, LEN);
-	ck_assert(all_bytes_are(buf, LEN, 0x72));
+	ck_assert(xtest_all_bytes_are(buf, LEN, 0x72));
 	ck_assert_int_eq(xpmem_detach(a), 0);
 	ck_assert_int_eq(xpmem_remove(segid), 0);
 	free(buf);
@@ -852,7 +809,7 @@ START_TEST(many_attachers_share_one_exporter)
 		unsigned char *a = peer_attach(&p, XPMEM_RDONLY, NULL);
 
 		for (int k = 0; k < N; k++)
-			ck_assert(all_bytes_are(a + k * (LEN / N), LEN / N, 0x80 + k));
+			ck_assert(xtest_all_bytes_are(a + k * (LEN / N), LEN / N, 0x80 + k));
 	}
 	peer_stop(&p);
 }
@@ -869,7 +826,7 @@ START_TEST(one_attacher_reads_many_exporters)
 	for (int k = 0; k < N; k++) {
 		unsigned char *a = peer_attach(&p[k], XPMEM_RDWR, NULL);
 
-		ck_assert(all_bytes_are(a, LEN, 0x90 + k));
+		ck_assert(xtest_all_bytes_are(a, LEN, 0x90 + k));
 		memset(a, 0xa0 + k, LEN);
 	}
 	for (int k = 0; k < N; k++) {
@@ -989,12 +946,11 @@ int main(void)
 	tcase_add_test(tc, attach_rejects_unknown_flags);
 
 	tc = xtest_tcase(s, "coherence");
-	tcase_add_test(tc, exporter_writes_are_seen);
+	tcase_add_loop_test(tc, exporter_change_is_followed, 0,
+			    sizeof(followed) / sizeof(followed[0]));
 	tcase_add_test(tc, munmap_and_mmap_are_followed);
-	tcase_add_test(tc, madv_dontneed_is_followed);
 	tcase_add_test(tc, write_breaks_cow_in_the_exporter);
 	tcase_add_test(tc, exporter_fork_then_write_is_followed);
-	tcase_add_test(tc, mremap_is_followed);
 	tcase_add_test(tc, migrated_pages_are_followed);
 
 	tc = xtest_tcase(s, "concurrency");

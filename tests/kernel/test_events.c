@@ -32,49 +32,6 @@
 #define MADV_COLLAPSE 25
 #endif
 
-static long stat_value(const char *name)
-{
-	char key[64];
-	long value;
-	FILE *f = fopen("/sys/kernel/debug/xpmem/stats", "r");
-
-	ck_assert_msg(f, "debugfs stats: %s", strerror(errno));
-	while (fscanf(f, "%63s %ld", key, &value) == 2) {
-		if (strcmp(key, name) == 0) {
-			fclose(f);
-			return value;
-		}
-	}
-	fclose(f);
-	ck_abort_msg("no counter %s", name);
-	return -1;
-}
-
-static int write_str(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, value, strlen(value));
-	close(fd);
-	return n == (ssize_t)strlen(value) ? 0 : -1;
-}
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
 /* @len bytes aligned to 2 MiB, so that THP can back them. */
 static unsigned char *map_aligned(size_t len)
 {
@@ -101,14 +58,6 @@ static unsigned char *attach_self(unsigned char *buf, size_t len)
 	a = xpmem_attach(addr, len, NULL);
 	ck_assert(a != (void *)-1);
 	return a;
-}
-
-static int all_bytes_are(const unsigned char *a, size_t len, unsigned char v)
-{
-	for (size_t i = 0; i < len; i++)
-		if (a[i] != v)
-			return 0;
-	return 1;
 }
 
 /* Is the page at @addr backed by a huge page (AnonHugePages in smaps)? */
@@ -144,24 +93,24 @@ START_TEST(ksm_merge_is_followed_and_a_write_unmerges)
 
 	memset(buf, 0x3c, len);
 	a = attach_self(buf, len);
-	ck_assert(all_bytes_are(a, len, 0x3c));	/* mapped before merging */
-	clear_before = stat_value("inv_clear");
+	ck_assert(xtest_all_bytes_are(a, len, 0x3c));	/* mapped before merging */
+	clear_before = xtest_stat("inv_clear");
 
 	ck_assert_int_eq(madvise(buf, len, MADV_MERGEABLE), 0);
-	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/pages_to_scan", "10000"), 0);
-	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/sleep_millisecs", "0"), 0);
-	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/run", "1"), 0);
-	for (int i = 0; i < 200 && read_long("/sys/kernel/mm/ksm/pages_sharing") < 32; i++)
+	ck_assert_int_eq(xtest_write_file("/sys/kernel/mm/ksm/pages_to_scan", "10000"), 0);
+	ck_assert_int_eq(xtest_write_file("/sys/kernel/mm/ksm/sleep_millisecs", "0"), 0);
+	ck_assert_int_eq(xtest_write_file("/sys/kernel/mm/ksm/run", "1"), 0);
+	for (int i = 0; i < 200 && xtest_read_long("/sys/kernel/mm/ksm/pages_sharing") < 32; i++)
 		usleep(50000);
-	ck_assert_int_ge(read_long("/sys/kernel/mm/ksm/pages_sharing"), 32);
-	ck_assert_int_gt(stat_value("inv_clear"), clear_before);	/* write-protected */
+	ck_assert_int_ge(xtest_read_long("/sys/kernel/mm/ksm/pages_sharing"), 32);
+	ck_assert_int_gt(xtest_stat("inv_clear"), clear_before);	/* write-protected */
 
-	ck_assert(all_bytes_are(a, len, 0x3c));
+	ck_assert(xtest_all_bytes_are(a, len, 0x3c));
 	memset(a, 0x3d, PAGE);	/* the first page only */
-	ck_assert(all_bytes_are(buf, PAGE, 0x3d));
-	ck_assert(all_bytes_are(buf + PAGE, len - PAGE, 0x3c));
-	ck_assert(all_bytes_are(a + PAGE, len - PAGE, 0x3c));
-	ck_assert_int_eq(write_str("/sys/kernel/mm/ksm/run", "2"), 0);	/* unmerge all */
+	ck_assert(xtest_all_bytes_are(buf, PAGE, 0x3d));
+	ck_assert(xtest_all_bytes_are(buf + PAGE, len - PAGE, 0x3c));
+	ck_assert(xtest_all_bytes_are(a + PAGE, len - PAGE, 0x3c));
+	ck_assert_int_eq(xtest_write_file("/sys/kernel/mm/ksm/run", "2"), 0);	/* unmerge all */
 }
 END_TEST
 
@@ -175,14 +124,14 @@ START_TEST(thp_split_is_followed)
 	memset(buf, 0x4e, len);
 	ck_assert_int_gt(anon_huge_kb(buf), 0);
 	a = attach_self(buf, len);
-	ck_assert(all_bytes_are(a, len, 0x4e));
+	ck_assert(xtest_all_bytes_are(a, len, 0x4e));
 	/* Dropping one 4 KiB subpage splits the PMD mapping. */
 	ck_assert_int_eq(madvise(buf + 5 * PAGE, PAGE, MADV_DONTNEED), 0);
-	ck_assert(all_bytes_are(a + 5 * PAGE, PAGE, 0));
-	ck_assert(all_bytes_are(a, 5 * PAGE, 0x4e));
-	ck_assert(all_bytes_are(a + 6 * PAGE, len - 6 * PAGE, 0x4e));
+	ck_assert(xtest_all_bytes_are(a + 5 * PAGE, PAGE, 0));
+	ck_assert(xtest_all_bytes_are(a, 5 * PAGE, 0x4e));
+	ck_assert(xtest_all_bytes_are(a + 6 * PAGE, len - 6 * PAGE, 0x4e));
 	memset(a + 5 * PAGE, 0x4f, PAGE);
-	ck_assert(all_bytes_are(buf + 5 * PAGE, PAGE, 0x4f));
+	ck_assert(xtest_all_bytes_are(buf + 5 * PAGE, PAGE, 0x4f));
 }
 END_TEST
 
@@ -196,23 +145,23 @@ START_TEST(thp_collapse_is_followed)
 	memset(buf, 0x5e, len);
 	ck_assert_int_eq(anon_huge_kb(buf), 0);
 	a = attach_self(buf, len);
-	ck_assert(all_bytes_are(a, len, 0x5e));
+	ck_assert(xtest_all_bytes_are(a, len, 0x5e));
 	ck_assert_int_eq(madvise(buf, len, MADV_HUGEPAGE), 0);
 	ck_assert_msg(madvise(buf, len, MADV_COLLAPSE) == 0, "MADV_COLLAPSE: %s", strerror(errno));
 	ck_assert_int_gt(anon_huge_kb(buf), 0);
-	ck_assert(all_bytes_are(a, len, 0x5e));
+	ck_assert(xtest_all_bytes_are(a, len, 0x5e));
 	memset(a, 0x5f, len);
-	ck_assert(all_bytes_are(buf, len, 0x5f));
+	ck_assert(xtest_all_bytes_are(buf, len, 0x5f));
 }
 END_TEST
 
 /* Swap on zram, so that anonymous pages can really be reclaimed. */
 static void setup_zram_swap(void)
 {
-	if (read_long("/sys/block/zram0/disksize") > 0)
+	if (xtest_read_long("/sys/block/zram0/disksize") > 0)
 		return;	/* an earlier test did it */
 	ck_assert_int_eq(system("modprobe zram num_devices=1"), 0);
-	ck_assert_int_eq(write_str("/sys/block/zram0/disksize", "64M"), 0);
+	ck_assert_int_eq(xtest_write_file("/sys/block/zram0/disksize", "64M"), 0);
 	ck_assert_int_eq(system("mkswap -q /dev/zram0 && swapon /dev/zram0"), 0);
 }
 
@@ -243,13 +192,13 @@ START_TEST(reclaim_to_swap_is_followed)
 		buf[i] = (unsigned char)(i * 7);
 	a = attach_self(buf, len);
 	ck_assert_uint_eq(a[len - 1], (unsigned char)((len - 1) * 7));
-	clear_before = stat_value("inv_clear");
+	clear_before = xtest_stat("inv_clear");
 	ck_assert_int_eq(madvise(buf, len, MADV_PAGEOUT), 0);
 	for (size_t i = 0; i < len; i += PAGE)
 		swapped += page_swapped(buf + i);
 	ck_assert_msg(swapped > (int)(len / PAGE / 2), "only %d of %lu pages swapped out",
 		      swapped, len / PAGE);
-	ck_assert_int_gt(stat_value("inv_clear"), clear_before);
+	ck_assert_int_gt(xtest_stat("inv_clear"), clear_before);
 	/* Read through the attachment first: it swaps them in. */
 	for (size_t i = 0; i < len; i++)
 		ck_assert_uint_eq(a[i], (unsigned char)(i * 7));
@@ -266,13 +215,13 @@ START_TEST(mprotect_is_counted_and_followed)
 	memset(buf, 0x6a, len);
 	a = attach_self(buf, len);
 	memset(a, 0x6b, len);
-	before = stat_value("inv_protection_vma");
+	before = xtest_stat("inv_protection_vma");
 	ck_assert_int_eq(mprotect(buf, len, PROT_READ), 0);
-	ck_assert_int_gt(stat_value("inv_protection_vma"), before);
-	ck_assert(all_bytes_are(a, len, 0x6b));
+	ck_assert_int_gt(xtest_stat("inv_protection_vma"), before);
+	ck_assert(xtest_all_bytes_are(a, len, 0x6b));
 	ck_assert_int_eq(mprotect(buf, len, PROT_READ | PROT_WRITE), 0);
 	memset(a, 0x6c, len);
-	ck_assert(all_bytes_are(buf, len, 0x6c));
+	ck_assert(xtest_all_bytes_are(buf, len, 0x6c));
 }
 END_TEST
 
@@ -286,7 +235,7 @@ START_TEST(nonblocking_invalidation_is_refused)
 {
 	const size_t len = 16 * PAGE;
 	int to_parent[2], status, pidfd, got = -1, err = 0;
-	long refused = stat_value("inv_nonblock_refused");
+	long refused = xtest_stat("inv_nonblock_refused");
 	struct sched_param idle = { 0 };
 	struct xpmem_addr addr;
 	xpmem_segid_t segid;
@@ -318,7 +267,7 @@ START_TEST(nonblocking_invalidation_is_refused)
 	addr.offset = (off_t)(uintptr_t)buf;
 	a = xpmem_attach(addr, len, NULL);
 	ck_assert(a != (void *)-1);
-	ck_assert(all_bytes_are(a, len, 0x7e));
+	ck_assert(xtest_all_bytes_are(a, len, 0x7e));
 
 	pidfd = syscall(SYS_pidfd_open, victim, 0);
 	ck_assert_int_ge(pidfd, 0);
@@ -330,7 +279,7 @@ START_TEST(nonblocking_invalidation_is_refused)
 	ck_assert_msg(got == -1 && err == EAGAIN,
 		      "process_mrelease: %d (%s); expected EAGAIN from the refusal",
 		      got, got ? strerror(err) : "reaped");
-	ck_assert_int_gt(stat_value("inv_nonblock_refused"), refused);
+	ck_assert_int_gt(xtest_stat("inv_nonblock_refused"), refused);
 	close(pidfd);
 }
 END_TEST

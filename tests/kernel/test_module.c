@@ -17,17 +17,6 @@
 #include "xpmem.h"
 #include "xtest.h"
 
-static long read_sysfs_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	ck_assert_msg(f, "%s: %s", path, strerror(errno));
-	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
-	fclose(f);
-	return v;
-}
-
 START_TEST(module_version_is_the_package_version)
 {
 	char buf[64] = { 0 };
@@ -45,15 +34,16 @@ END_TEST
 START_TEST(open_files_hold_a_module_reference)
 {
 	const char *refcnt = "/sys/module/xpmem/refcnt";
-	long before = read_sysfs_long(refcnt);
+	long before = xtest_read_long(refcnt);
 	int fd1 = open(XPMEM_DEV_PATH, O_RDWR), fd2 = open(XPMEM_DEV_PATH, O_RDWR);
 
+	ck_assert_int_ge(before, 0);
 	ck_assert(fd1 >= 0 && fd2 >= 0);
-	ck_assert_int_eq(read_sysfs_long(refcnt), before + 2);
+	ck_assert_int_eq(xtest_read_long(refcnt), before + 2);
 	close(fd1);
-	ck_assert_int_eq(read_sysfs_long(refcnt), before + 1);
+	ck_assert_int_eq(xtest_read_long(refcnt), before + 1);
 	close(fd2);
-	ck_assert_int_eq(read_sysfs_long(refcnt), before);
+	ck_assert_int_eq(xtest_read_long(refcnt), before);
 }
 END_TEST
 

@@ -174,18 +174,6 @@ START_TEST(permission_rule)
 }
 END_TEST
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
 /*
  * Root of a new user namespace has CAP_IPC_OWNER there, but not in the
  * namespace that made the segment: it is refused like any other uid.
@@ -211,12 +199,12 @@ START_TEST(capability_in_a_child_user_namespace_does_not_override)
 		if (unshare(CLONE_NEWUSER) != 0)
 			_exit(101);
 		snprintf(map, sizeof(map), "0 %d 1\n", UID_B);
-		if (write_file("/proc/self/uid_map", map) != 0)
+		if (xtest_write_file("/proc/self/uid_map", map) != 0)
 			_exit(102);
-		if (write_file("/proc/self/setgroups", "deny") != 0)
+		if (xtest_write_file("/proc/self/setgroups", "deny") != 0)
 			_exit(103);
 		snprintf(map, sizeof(map), "0 %d 1\n", GID_B);
-		if (write_file("/proc/self/gid_map", map) != 0)
+		if (xtest_write_file("/proc/self/gid_map", map) != 0)
 			_exit(104);
 		if (geteuid() != 0)
 			_exit(105);
