@@ -170,10 +170,13 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
+	ret = xpmem_notifier_init();
+	if (ret)
+		return ret;
 	ret = xpmem_fs_init();
 	if (ret) {
 		pr_err("cannot mount the segment filesystem: %d\n", ret);
-		return ret;
+		goto err_notifier;
 	}
 	xpmem_debugfs_init();
 	ret = misc_register(&xpmem_miscdev);
@@ -188,6 +191,8 @@ static int __init xpmem_init(void)
 err_debugfs:
 	xpmem_debugfs_exit();
 	xpmem_fs_exit();
+err_notifier:
+	xpmem_notifier_exit();
 	return ret;
 }
 
@@ -200,6 +205,7 @@ static void __exit xpmem_exit(void)
 	/* Exporter contexts are freed after an SRCU grace period. */
 	xpmem_exporter_exit();
 	xpmem_fs_exit();
+	xpmem_notifier_exit();
 }
 
 module_init(xpmem_init);

@@ -32,19 +32,44 @@
  * their stacks, so no allocation happens here (the callback can run under
  * rmap locks and from reclaim).
  *
+ * Why the callback hands its zap to a worker: zapping an attacher's PTEs
+ * (zap_page_range_single()) starts an invalidation of the attacher's mm,
+ * which lockdep models as taking the pseudo-lock
+ * "mmu_notifier_invalidate_range_start" - the one the exporter's
+ * invalidation already holds around our callback. Done in place, lockdep
+ * reports that pseudo-lock taken recursively, and a cycle through
+ * i_mmap_rwsem (debug kernel, seen here). The nesting is safe by
+ * construction (the nested callbacks return at once, see above, and our
+ * callback holds no lock while it waits), but lockdep cannot see that, and a
+ * report would hide any real one behind it. So the callback queues the zap
+ * on xpmem_zap_wq (WQ_MEM_RECLAIM: invalidations come from reclaim too) and
+ * waits for it with a completion. A zap outside a callback (segment removal)
+ * runs in place.
+ *
  * Locking: seg->lock (mutex, or trylock when not blockable), released
  * before the zap. The zap takes the segment inode's i_mmap_rwsem (read) and
  * the attachers' page-table locks. xpmem_zappers_lock (spinlock) is
  * innermost and held only to add, remove or look up an entry.
  */
 
+#include <linux/completion.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
+#include <linux/workqueue.h>
 
 #include "xpmem_internal.h"
+
+static struct workqueue_struct *xpmem_zap_wq;
+
+struct xpmem_zap_work {
+	struct work_struct work;
+	struct xpmem_segment *seg;
+	unsigned long offset, len;
+	struct completion done;
+};
 
 /* Tasks currently zapping attachment PTEs (struct xpmem_zapper). */
 static LIST_HEAD(xpmem_zappers);
@@ -122,6 +147,29 @@ void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
 	xpmem_zap_end(&z);
 }
 
+static void xpmem_zap_work_fn(struct work_struct *work)
+{
+	struct xpmem_zap_work *zw = container_of(work, struct xpmem_zap_work, work);
+
+	xpmem_segment_zap(zw->seg, zw->offset, zw->len);
+	complete(&zw->done);
+}
+
+/* The zap of an invalidation callback, done by a worker (see the top). */
+static void xpmem_segment_zap_from_callback(struct xpmem_segment *seg,
+					    unsigned long offset, unsigned long len)
+{
+	struct xpmem_zap_work zw = { .seg = seg, .offset = offset, .len = len };
+
+	if (!mapping_mapped(seg->file_rw->f_mapping))
+		return;
+	INIT_WORK_ONSTACK(&zw.work, xpmem_zap_work_fn);
+	init_completion(&zw.done);
+	queue_work(xpmem_zap_wq, &zw.work);
+	wait_for_completion(&zw.done);
+	destroy_work_on_stack(&zw.work);
+}
+
 static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 				     const struct mmu_notifier_range *range,
 				     unsigned long cur_seq)
@@ -151,7 +199,7 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 
 	xpmem_count_event(range->event);
 	if (start < end && mmu_notifier_range_blockable(range))
-		xpmem_segment_zap(seg, start - seg->start, end - start);
+		xpmem_segment_zap_from_callback(seg, start - seg->start, end - start);
 	return true;
 
 refuse:
@@ -162,3 +210,14 @@ refuse:
 const struct mmu_interval_notifier_ops xpmem_segment_notifier_ops = {
 	.invalidate = xpmem_segment_invalidate,
 };
+
+int xpmem_notifier_init(void)
+{
+	xpmem_zap_wq = alloc_workqueue("xpmem_zap", WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
+	return xpmem_zap_wq ? 0 : -ENOMEM;
+}
+
+void xpmem_notifier_exit(void)
+{
+	destroy_workqueue(xpmem_zap_wq);
+}

@@ -133,6 +133,8 @@ int xpmem_segment_files(struct xpmem_segment *seg);
 
 /* notifier.c */
 extern const struct mmu_interval_notifier_ops xpmem_segment_notifier_ops;
+int xpmem_notifier_init(void);
+void xpmem_notifier_exit(void);
 void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
 		       unsigned long len);
 struct xpmem_zapper {
