@@ -64,27 +64,49 @@ ensure_configure() {
 	fi
 }
 
-# build_for_kernel REL: configure and build everything for kernel REL in
-# $TOP/_build/REL (a VPATH build), so several kernels can coexist.
+# A kernel is named by its release in /boot, or "debug" for the lockdep/KASAN
+# kernel that tools/build-debug-kernel builds (and caches).
+
+# kernel_build_dir NAME: the build directory to compile modules against.
+kernel_build_dir() {
+	if [ "$1" = debug ]; then
+		"$TOP/tools/build-debug-kernel"
+	else
+		echo "/lib/modules/$1/build"
+	fi
+}
+
+# kernel_boot_arg NAME: what tests/vm/xpmem-vm --kernel takes for it.
+kernel_boot_arg() {
+	if [ "$1" = debug ]; then
+		echo "$(kernel_build_dir debug)/arch/x86/boot/bzImage"
+	else
+		echo "$1"
+	fi
+}
+
+# build_for_kernel NAME: configure and build everything for kernel NAME in
+# $TOP/_build/NAME (a VPATH build), so several kernels can coexist.
 build_for_kernel() {
-	local rel=$1 dir=$TOP/_build/$1
+	local dir=$TOP/_build/$1 kdir
+	kdir=$(kernel_build_dir "$1") || return 1
 	mkdir -p "$dir"
 	(
 		cd "$dir" &&
 		if [ ! -f config.status ] || [ "$TOP/configure" -nt config.status ]; then
-			"$TOP/configure" -q --with-linux="/lib/modules/$rel/build"
+			"$TOP/configure" -q --with-linux="$kdir"
 		fi &&
 		make -s -j"$(nproc)"
-	) && build_harness_module "$rel"
+	) && build_harness_module "$1" "$kdir"
 }
 
-# build_harness_module REL: the harness self-test module (tests/harness/),
-# built by Kbuild in $TOP/_build/REL/harness.
+# build_harness_module NAME KDIR: the harness self-test module
+# (tests/harness/), built by Kbuild in $TOP/_build/NAME/harness.
 build_harness_module() {
 	local dir=$TOP/_build/$1/harness f
 	mkdir -p "$dir"
 	for f in Kbuild warn_on_load.c; do
 		ln -sf "$TOP/tests/harness/$f" "$dir/$f"
 	done
-	make -s -C "/lib/modules/$1/build" M="$dir" modules
+	make -s -C "$2" M="$dir" modules
 }
