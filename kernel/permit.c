@@ -54,15 +54,12 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	}
 	permit->access = arg->access;
 	permit->seg = seg;
-	do {
-		apid = xpmem_random_id();
-		permit->apid = apid;
-		ret = xa_insert(&xf->permits, apid, permit, GFP_KERNEL);
-	} while (ret == -EBUSY);
+	ret = xpmem_xa_insert_random(&xf->permits, permit, &apid);
 	if (ret) {
 		kfree(permit);
 		goto out_put;
 	}
+	permit->apid = apid;
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_ALIVE);
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_GOT);
 	arg->apid = apid;

@@ -142,13 +142,11 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	}
 
 	mutex_lock(&xf->lock);
-	do {
-		segid = xpmem_random_id();
+	ret = xpmem_xa_insert_random(&xpmem_segments, seg, &segid);
+	if (!ret) {
 		seg->segid = segid;
-		ret = xa_insert(&xpmem_segments, segid, seg, GFP_KERNEL);
-	} while (ret == -EBUSY);
-	if (!ret)
 		list_add(&seg->owner_node, &xf->segments);
+	}
 	mutex_unlock(&xf->lock);
 
 	if (ret) {

@@ -170,6 +170,18 @@ static inline u64 xpmem_random_id(void)
 	return id;
 }
 
+/* Store @entry in @xa under a fresh random id, returned in @id. */
+static inline int xpmem_xa_insert_random(struct xarray *xa, void *entry, u64 *id)
+{
+	int ret;
+
+	do {
+		*id = xpmem_random_id();
+		ret = xa_insert(xa, *id, entry, GFP_KERNEL);
+	} while (ret == -EBUSY);
+	return ret;
+}
+
 /* debugfs.c: counters of objects alive, for tests and xpmem-stat. */
 enum xpmem_stat {
 	XPMEM_STAT_FILES_ALIVE,
