@@ -37,6 +37,14 @@ static void summary_append(const char *suite, int passed, int failed, int skippe
 	fclose(f);
 }
 
+static int xtest_skipped;
+
+void xtest_skip(const char *test, const char *why)
+{
+	printf("SKIP %s: %s\n", test, why);
+	xtest_skipped++;
+}
+
 TCase *xtest_tcase(Suite *suite, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -67,8 +75,12 @@ int xtest_main(const char *name, Suite *suite, enum xtest_needs needs)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 
-	printf("%s: %d passed, %d failed\n", name, run - failed, failed);
-	summary_append(name, run - failed, failed, 0);
+	if (xtest_skipped)
+		printf("%s: %d passed, %d failed, %d skipped\n", name, run - failed, failed,
+		       xtest_skipped);
+	else
+		printf("%s: %d passed, %d failed\n", name, run - failed, failed);
+	summary_append(name, run - failed, failed, xtest_skipped);
 	return failed || run == 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

@@ -25,6 +25,13 @@ enum xtest_needs {
 
 int xtest_main(const char *name, Suite *suite, enum xtest_needs needs);
 
+/*
+ * Record that test @test is not added to the suite because the running
+ * kernel lacks what it exercises (@why). It is printed and counted as
+ * skipped. Call it while building the suite, before xtest_main().
+ */
+void xtest_skip(const char *test, const char *why);
+
 /* A TCase with a timeout that suits TCG guests (Check's default is 4 s). */
 TCase *xtest_tcase(Suite *suite, const char *name);
 
