@@ -51,6 +51,29 @@ default_kernel() {
 	return 1
 }
 
+# The release a Debian metapackage (linux-image-amd64, linux-image-rt-amd64)
+# points at, if that kernel is in /boot.
+metapackage_kernel() {
+	local dep rel
+	dep=$(dpkg-query -W -f='${Depends}' "$1" 2>/dev/null || true)
+	rel=$(sed -n 's/^linux-image-\([^ ,]*\).*/\1/p' <<<"$dep")
+	[ -n "$rel" ] && [ -e "/boot/vmlinuz-$rel" ] && echo "$rel"
+}
+
+# matrix_kernels: the kernels of the full matrix, one per line: Debian's 6.1,
+# the newest installed 6.12, 6.1 PREEMPT_RT, and the debug kernel. Fails if
+# one of the installed ones is missing (tools/install-deps --all-kernels).
+matrix_kernels() {
+	local k612
+	metapackage_kernel linux-image-amd64 || return 1
+	k612=$(find /boot -maxdepth 1 -name 'vmlinuz-6.12.*+deb12-amd64' -printf '%f\n' |
+		sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+	[ -n "$k612" ] && [ -e "/lib/modules/$k612/build/Makefile" ] || return 1
+	echo "$k612"
+	metapackage_kernel linux-image-rt-amd64 || return 1
+	echo debug
+}
+
 # ensure_configure: generate ./configure in the source tree when needed.
 ensure_configure() {
 	if [ -f "$TOP/config.status" ]; then

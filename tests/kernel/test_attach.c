@@ -418,53 +418,79 @@ START_TEST(migrated_pages_are_followed)
 }
 END_TEST
 
-/* One fault maps a window of pages that the exporter has present. */
+/*
+ * One fault maps a window of pages that the exporter has present, and the
+ * rest of the 64-page buffer then costs at most one more fault. NUMA
+ * balancing (the guest has two nodes) can make some exporter pages
+ * briefly not present at any moment, which is correct but spoils the
+ * count: measure on a fresh attachment up to 10 times and require one
+ * clean measurement. A driver that does not batch never gets one.
+ */
 START_TEST(faults_are_batched)
 {
-	long faults, mapped;
+	long faults = 0, mapped = 0, rest = 0;
+	int clean = 0;
 	struct peer p;
-	volatile unsigned char *a;
 
 	peer_start(&p, 0x11, 0600);
-	a = peer_attach(&p, XPMEM_RDONLY, NULL);
-	faults = xtest_stat("faults");
-	mapped = xtest_stat("pages_mapped");
-	ck_assert_msg(faults >= 0, "debugfs stats not readable");
-	ck_assert_uint_eq(a[0], 0x11);
-	ck_assert_int_eq(xtest_stat("faults") - faults, 1);
-	ck_assert_int_ge(xtest_stat("pages_mapped") - mapped, 16);
-	/* The rest of the buffer needs no more faults (64 pages, one window). */
-	ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
-	ck_assert_int_le(xtest_stat("faults") - faults, 2);
+	for (int attempt = 0; attempt < 10 && !clean; attempt++) {
+		volatile unsigned char *a = peer_attach(&p, XPMEM_RDONLY, NULL);
+		long f0 = xtest_stat("faults"), m0 = xtest_stat("pages_mapped");
+
+		ck_assert_msg(f0 >= 0, "debugfs stats not readable");
+		ck_assert_uint_eq(a[0], 0x11);
+		faults = xtest_stat("faults") - f0;
+		mapped = xtest_stat("pages_mapped") - m0;
+		ck_assert(xtest_all_bytes_are(a, LEN, 0x11));
+		rest = xtest_stat("faults") - f0 - faults;
+		clean = faults == 1 && mapped >= 16 && rest <= 1;
+		ck_assert_int_eq(xpmem_detach((void *)a), 0);
+	}
+	ck_assert_msg(clean, "last try: %ld fault(s) mapped %ld pages, then %ld more fault(s)",
+		      faults, mapped, rest);
 	peer_stop(&p);
 }
 END_TEST
 
-/* XPMEM_ATTACH_POPULATE maps everything up front: reading costs no fault. */
+/*
+ * XPMEM_ATTACH_POPULATE maps everything up front: reading and writing the
+ * buffer afterwards costs no fault. As in faults_are_batched, NUMA
+ * balancing may zap a page at any moment, so up to 10 tries must give one
+ * clean measurement.
+ */
 START_TEST(populate_maps_everything_at_attach)
 {
 	struct xpmem_ioc_info info;
 	struct xpmem_addr addr;
-	long faults, mapped;
+	long faults = 0, mapped = 0;
+	int clean = 0;
 	struct peer p;
-	unsigned char *a;
 
 	ck_assert_int_eq(xpmem_ext_get_info(&info), 0);
 	ck_assert(info.features & XPMEM_FEATURE_ATTACH_POPULATE);
 	peer_start(&p, 0x19, 0600);
-	ck_assert_int_eq(peer_cmd(&p, CMD_DONTNEED, 0), 0);	/* nothing present */
-	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x1a), 0);
 	addr.apid = xpmem_get(p.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	addr.offset = (off_t)(uintptr_t)p.buf;
-	mapped = xtest_stat("pages_mapped");
-	a = xpmem_ext_attach(addr, LEN, NULL, XPMEM_ATTACH_POPULATE);
-	ck_assert(a != (void *)-1);
-	ck_assert_int_ge(xtest_stat("pages_mapped") - mapped, LEN / 4096);
-	faults = xtest_stat("faults");
-	ck_assert(xtest_all_bytes_are(a, LEN, 0x1a));
-	memset(a, 0x1b, LEN);	/* the pages are writable in the exporter too */
-	ck_assert_int_eq(xtest_stat("faults"), faults);
-	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x1b), 1);
+	for (int attempt = 0; attempt < 10 && !clean; attempt++) {
+		long m0 = xtest_stat("pages_mapped"), f0;
+		unsigned char *a;
+
+		/* Fresh pages in the exporter, written (so writable) by it. */
+		ck_assert_int_eq(peer_cmd(&p, CMD_DONTNEED, 0), 0);
+		ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x1a), 0);
+		a = xpmem_ext_attach(addr, LEN, NULL, XPMEM_ATTACH_POPULATE);
+		ck_assert(a != (void *)-1);
+		mapped = xtest_stat("pages_mapped") - m0;
+		f0 = xtest_stat("faults");
+		ck_assert(xtest_all_bytes_are(a, LEN, 0x1a));
+		memset(a, 0x1b, LEN);
+		faults = xtest_stat("faults") - f0;
+		ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x1b), 1);
+		clean = mapped >= (long)(LEN / 4096) && faults == 0;
+		ck_assert_int_eq(xpmem_detach(a), 0);
+	}
+	ck_assert_msg(clean, "last try: populate mapped %ld pages, then %ld fault(s)",
+		      mapped, faults);
 	peer_stop(&p);
 }
 END_TEST
