@@ -32,25 +32,6 @@ stage_report() {
 	printf '%-56s %8d\n' "total" "$total"
 }
 
-# The release that Debian's linux-image-amd64 metapackage points at, else the
-# newest kernel in /boot that has its modules and build directory.
-default_kernel() {
-	local dep rel
-	dep=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null || true)
-	rel=$(sed -n 's/^linux-image-\([^ ,]*\).*/\1/p' <<<"$dep")
-	if [ -n "$rel" ] && [ -e "/boot/vmlinuz-$rel" ]; then
-		echo "$rel"
-		return
-	fi
-	for rel in $(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -rV); do
-		if [ -d "/lib/modules/$rel/kernel" ] && [ -e "/lib/modules/$rel/build/Makefile" ]; then
-			echo "$rel"
-			return
-		fi
-	done
-	return 1
-}
-
 # The release a Debian metapackage (linux-image-amd64, linux-image-rt-amd64)
 # points at, if that kernel is in /boot.
 metapackage_kernel() {
@@ -58,6 +39,20 @@ metapackage_kernel() {
 	dep=$(dpkg-query -W -f='${Depends}' "$1" 2>/dev/null || true)
 	rel=$(sed -n 's/^linux-image-\([^ ,]*\).*/\1/p' <<<"$dep")
 	[ -n "$rel" ] && [ -e "/boot/vmlinuz-$rel" ] && echo "$rel"
+}
+
+# The release that Debian's linux-image-amd64 metapackage points at, else the
+# newest kernel in /boot that has its modules and build directory.
+default_kernel() {
+	local rel
+	metapackage_kernel linux-image-amd64 && return
+	for rel in $(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -rV); do
+		if [ -d "/lib/modules/$rel/kernel" ] && [ -e "/lib/modules/$rel/build/Makefile" ]; then
+			echo "$rel"
+			return
+		fi
+	done
+	return 1
 }
 
 # matrix_kernels: the kernels of the full matrix, one per line: Debian's 6.1,
