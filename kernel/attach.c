@@ -314,8 +314,6 @@ int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma)
 	att->seg = seg;
 	att->xf = found->xf;
 	att->apid = found->apid;
-	att->start = vma->vm_start;
-	att->end = vma->vm_end;
 	xpmem_stat_inc(XPMEM_STAT_ATTACHMENTS_ALIVE);
 
 	/*

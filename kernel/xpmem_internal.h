@@ -110,7 +110,6 @@ struct xpmem_attachment {
 	struct xpmem_segment *seg;	/* holds a reference */
 	struct xpmem_file *xf;		/* identity only: never dereferenced */
 	u64 apid;			/* the permit it was made through */
-	unsigned long start, end;	/* where it was mapped */
 };
 
 /* segment.c */
