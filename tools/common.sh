@@ -111,8 +111,11 @@ build_for_kernel() {
 	mkdir -p "$dir"
 	(
 		cd "$dir" &&
-		if [ ! -f config.status ] || [ "$TOP/configure" -nt config.status ]; then
-			"$TOP/configure" -q --with-linux="$kdir"
+		# Reconfigure when configure changed or the kernel tree moved (a
+		# new debug kernel lives in a new cache directory).
+		if [ ! -f config.status ] || [ "$TOP/configure" -nt config.status ] ||
+		   [ "$(cat .kernel-dir 2>/dev/null)" != "$kdir" ]; then
+			"$TOP/configure" -q --with-linux="$kdir" && echo "$kdir" >.kernel-dir
 		fi &&
 		make -s -j"$(nproc)"
 	) && build_harness_module "$1" "$kdir"
