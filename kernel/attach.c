@@ -8,8 +8,9 @@
  * way an HMM secondary MMU does:
  *
  *   1. seq = mmu_interval_read_begin(&seg->notifier)
- *   2. hmm_range_fault() on the exporter's mm, for a window around the
- *      faulting address (faulting in only the page that faulted)
+ *   2. hmm_range_fault() on the exporter's mm: first the faulting page
+ *      alone, which faults it in, then a snapshot of the window around it,
+ *      which faults nothing (see xpmem_fault_page())
  *   3. seg->lock; if mmu_interval_read_retry(seq): unlock and go to 1
  *   4. insert the PFNs into the attacher's page tables; unlock
  *
@@ -152,6 +153,29 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 }
 
 /*
+ * Fault in the exporter's page at @addr, alone. Asked for one page of a
+ * window, hmm_range_fault() would fault in every page of the hole around it
+ * (its walk faults holes whole), so one read would map zero pages, and one
+ * write allocate memory, across the exporter's whole window: memory that
+ * the exporter never touched. The caller then snapshots the window without
+ * faulting, under the same notifier sequence.
+ */
+static int xpmem_fault_page(const struct hmm_range *window, unsigned long addr, bool write)
+{
+	unsigned long pfn = 0;
+	struct hmm_range one = {
+		.notifier = window->notifier,
+		.notifier_seq = window->notifier_seq,
+		.start = addr,
+		.end = addr + PAGE_SIZE,
+		.hmm_pfns = &pfn,
+		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
+	};
+
+	return hmm_range_fault(&one);
+}
+
+/*
  * Map the fault window around vmf->address. @write: the faulting page is
  * written. @fault_all: fault in every page of the window in the exporter
  * (populate), not only the faulting one; then a hole anywhere in the window
@@ -213,9 +237,15 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write, bool faul
 			break;
 		}
 		memset(pfns, 0, npages * sizeof(*pfns));
-		pfns[fault_idx] = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
 		range.notifier_seq = mmu_interval_read_begin(range.notifier);
-		err = hmm_range_fault(&range);
+		if (fault_all) {
+			pfns[fault_idx] = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
+			err = 0;
+		} else {
+			err = xpmem_fault_page(&range, src_start + (fault_idx << PAGE_SHIFT), write);
+		}
+		if (!err)
+			err = hmm_range_fault(&range);
 		if (err == -EBUSY) {
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;

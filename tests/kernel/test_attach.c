@@ -531,6 +531,47 @@ START_TEST(populate_skips_holes)
 }
 END_TEST
 
+/*
+ * A fault brings in the one page that faulted, in the exporter: the pages
+ * around it that the exporter never touched stay unallocated. (The fault
+ * maps a whole window, but only of pages that already exist.)
+ */
+START_TEST(fault_allocates_only_the_faulting_page)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t npages = 1024, resident = 0;
+	unsigned char *buf = mmap(NULL, npages * page, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char vec[1024];
+	struct xpmem_addr addr;
+	xpmem_segid_t segid;
+	volatile unsigned char *a;
+
+	ck_assert(buf != MAP_FAILED);
+	/* Huge pages would make one touch allocate 2 MiB by design. */
+	ck_assert_int_eq(madvise(buf, npages * page, MADV_NOHUGEPAGE), 0);
+	segid = xpmem_make(buf, npages * page, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert(segid >= 0);
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = 0;
+	a = xpmem_attach(addr, npages * page, NULL);
+	ck_assert(a != (void *)-1);
+
+	a[700 * page + 5] = 0x5a;	/* a write fault */
+	ck_assert_uint_eq(a[300 * page], 0);	/* a read fault */
+	ck_assert_uint_eq(buf[700 * page + 5], 0x5a);
+	ck_assert_int_eq(mincore(buf, npages * page, vec), 0);
+	for (size_t i = 0; i < npages; i++)
+		resident += vec[i] & 1;
+	/* Pages 700 and 300 (a mapped zero page counts as resident). */
+	ck_assert_msg(resident == 2, "%zu of %zu exporter pages resident, 2 expected",
+		      resident, npages);
+	ck_assert_int_eq(xpmem_detach((void *)a), 0);
+	ck_assert_int_eq(xpmem_remove(segid), 0);
+	ck_assert_int_eq(munmap(buf, npages * page), 0);
+}
+END_TEST
+
 START_TEST(attach_rejects_unknown_flags)
 {
 	struct peer p;
@@ -968,6 +1009,7 @@ int main(void)
 	tcase_add_test(tc, one_attacher_reads_many_exporters);
 	tcase_add_test(tc, faults_are_batched);
 	tcase_add_test(tc, populate_maps_everything_at_attach);
+	tcase_add_test(tc, fault_allocates_only_the_faulting_page);
 	tcase_add_test_raise_signal(tc, populate_skips_holes, SIGBUS);
 	tcase_add_test(tc, attach_rejects_unknown_flags);
 
