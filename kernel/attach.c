@@ -242,7 +242,8 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write, bool faul
 			pfns[fault_idx] = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
 			err = 0;
 		} else {
-			err = xpmem_fault_page(&range, src_start + (fault_idx << PAGE_SHIFT), write);
+			err = xpmem_fault_page(&range, src_start + (fault_idx << PAGE_SHIFT),
+					       write);
 		}
 		if (!err)
 			err = hmm_range_fault(&range);
