@@ -2,10 +2,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # common.sh - shell functions shared by tests/run-tests and tools/xpmem-demo.
-# Source it; it defines functions and the variables TOP and STAGES only.
+# Source it; it defines functions and the variables TOP, STAGES and
+# COPY_BENCH_CPU only.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STAGES=()
+# The guest CPU for runs that time copies: under TCG `rep movsb` runs a byte
+# per step, so glibc's memcpy and the kernel's copy_to_user would measure
+# QEMU instead of the transfer while ERMS/FSRM are advertised
+# (docs/performance.md). Used by tools/xpmem-demo and tools/xpmem-bench.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+COPY_BENCH_CPU=max,la57=off,erms=off,fsrm=off
 
 # stage NAME COMMAND...: run COMMAND, time it, and remember the result for
 # stage_report. Returns COMMAND's status.
