@@ -91,6 +91,7 @@ static const char *const counter_names[] = {
 	"invalidations", "inv_unmap", "inv_clear", "inv_protection_page",
 	"inv_migrate", "inv_nested_skipped", "faults",
 	"inv_protection_vma", "inv_other", "inv_nonblock_refused",
+	"inv_zapped", "inv_unattached",
 	"fault_retries", "pages_mapped",
 };
 #define NCOUNTERS (sizeof(counter_names) / sizeof(counter_names[0]))

@@ -28,6 +28,10 @@
  *    tables for the window are allocated (apply_to_page_range) before it is
  *    taken, because an allocation can enter reclaim, and reclaim can call
  *    our invalidate callback, which takes seg->lock.
+ *  - Our ->mmap and the release of an attachment (its last VMA piece
+ *    closed) take seg->lock, without allocating, to add and remove the
+ *    attachment's range in seg->attached; the attacher's mmap_lock may be
+ *    held then, as in a fault.
  *  - vm_mmap()/vm_munmap() are called with no driver lock held. The attach
  *    ioctl hands its permit to our ->mmap through seg->pending (a spinlock
  *    protected list keyed by task), since ->mmap runs inside vm_mmap().
@@ -60,8 +64,13 @@ static const struct vm_operations_struct xpmem_vm_ops;
 static void xpmem_attachment_free(struct kref *ref)
 {
 	struct xpmem_attachment *att = container_of(ref, struct xpmem_attachment, ref);
+	struct xpmem_segment *seg = att->seg;
 
-	xpmem_segment_put(att->seg);
+	/* The last VMA piece is closed: no PTE of ours maps this range. */
+	mutex_lock(&seg->lock);
+	interval_tree_remove(&att->it, &seg->attached);
+	mutex_unlock(&seg->lock);
+	xpmem_segment_put(seg);
 	kfree(att);
 	xpmem_stat_dec(XPMEM_STAT_ATTACHMENTS_ALIVE);
 }
@@ -345,6 +354,16 @@ int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma)
 	att->seg = seg;
 	att->xf = found->xf;
 	att->apid = found->apid;
+	/*
+	 * Into seg->attached before the VMA exists, so before any fault can
+	 * map a page: an invalidation that finds no overlap there may skip
+	 * the zap.
+	 */
+	att->it.start = vma->vm_pgoff << PAGE_SHIFT;
+	att->it.last = att->it.start + (vma->vm_end - vma->vm_start) - 1;
+	mutex_lock(&seg->lock);
+	interval_tree_insert(&att->it, &seg->attached);
+	mutex_unlock(&seg->lock);
 	xpmem_stat_inc(XPMEM_STAT_ATTACHMENTS_ALIVE);
 
 	/*

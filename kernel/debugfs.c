@@ -40,6 +40,8 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_INV_OTHER] = "inv_other",
 	[XPMEM_STAT_INV_NESTED] = "inv_nested_skipped",
 	[XPMEM_STAT_INV_NONBLOCK_REFUSED] = "inv_nonblock_refused",
+	[XPMEM_STAT_INV_ZAPPED] = "inv_zapped",
+	[XPMEM_STAT_INV_UNATTACHED] = "inv_unattached",
 };
 
 static struct dentry *xpmem_debugfs_dir;

@@ -11,11 +11,21 @@
  * attach.c retries instead of installing a stale PFN, and then zaps the
  * attachers' PTEs for that range through the segment's address_space.
  *
+ * Only if some attachment covers part of the range: seg->attached holds the
+ * offsets of every live attachment, added before its VMA exists and removed
+ * after its last piece is unmapped, both under seg->lock. With none in the
+ * range, no attacher can have a PTE there, and a fault that races with us
+ * retries on the sequence, so there is nothing to zap. That matters because
+ * MPI ranks export their whole address space while peers attach a few
+ * buffers: every munmap, madvise, COW or migration elsewhere in the
+ * exporter would otherwise wait for a zap of nothing (inv_unattached counts
+ * those, inv_zapped the others).
+ *
  * Notifiers have been allowed to sleep since they moved under SRCU, and
  * i_mmap_rwsem is a sleeping lock: when the caller says the range is
  * blockable we sleep for seg->lock and for the zap. When it is not (the OOM
  * reaper), we take seg->lock only by trylock and refuse (return false) if
- * there is anything to zap, because zapping may sleep.
+ * an attachment covers the range, because zapping may sleep.
  *
  * The zap runs without seg->lock. That is safe: a fault either installed
  * its PTE before our mmu_interval_set_seq() (and the zap below removes it)
@@ -161,13 +171,19 @@ static void xpmem_segment_zap_from_callback(struct xpmem_segment *seg,
 {
 	struct xpmem_zap_work zw = { .seg = seg, .offset = offset, .len = len };
 
-	if (!mapping_mapped(seg->file_rw->f_mapping))
-		return;
 	INIT_WORK_ONSTACK(&zw.work, xpmem_zap_work_fn);
 	init_completion(&zw.done);
 	queue_work(xpmem_zap_wq, &zw.work);
 	wait_for_completion(&zw.done);
 	destroy_work_on_stack(&zw.work);
+}
+
+/* Does an attachment cover part of [offset, offset + len)? Under seg->lock. */
+static bool xpmem_range_attached(struct xpmem_segment *seg, unsigned long offset,
+				 unsigned long len)
+{
+	lockdep_assert_held(&seg->lock);
+	return interval_tree_iter_first(&seg->attached, offset, offset + len - 1);
 }
 
 static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
@@ -177,29 +193,34 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 	struct xpmem_segment *seg = container_of(mni, struct xpmem_segment, notifier);
 	unsigned long start = max(range->start, seg->start);
 	unsigned long end = min(range->end, seg->start + seg->size);
+	bool blockable = mmu_notifier_range_blockable(range);
+	bool attached;
 
 	if (xpmem_zapping()) {
 		xpmem_stat_inc(XPMEM_STAT_INV_NESTED);
 		return true;
 	}
 
-	if (mmu_notifier_range_blockable(range)) {
+	if (blockable)
 		mutex_lock(&seg->lock);
-	} else {
-		if (!mutex_trylock(&seg->lock))
-			goto refuse;
-		/* Zapping may sleep: we can only go on if nothing is mapped. */
-		if (mapping_mapped(seg->file_rw->f_mapping)) {
-			mutex_unlock(&seg->lock);
-			goto refuse;
-		}
+	else if (!mutex_trylock(&seg->lock))
+		goto refuse;
+	attached = start < end && xpmem_range_attached(seg, start - seg->start, end - start);
+	if (attached && !blockable) {
+		/* Zapping may sleep. */
+		mutex_unlock(&seg->lock);
+		goto refuse;
 	}
 	mmu_interval_set_seq(mni, cur_seq);
 	mutex_unlock(&seg->lock);
 
 	xpmem_count_event(range->event);
-	if (start < end && mmu_notifier_range_blockable(range))
+	if (attached) {
+		xpmem_stat_inc(XPMEM_STAT_INV_ZAPPED);
 		xpmem_segment_zap_from_callback(seg, start - seg->start, end - start);
+	} else {
+		xpmem_stat_inc(XPMEM_STAT_INV_UNATTACHED);
+	}
 	return true;
 
 refuse:

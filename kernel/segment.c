@@ -123,6 +123,7 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	seg->mm = current->mm;
 	mmgrab(seg->mm);
 	mutex_init(&seg->lock);
+	seg->attached = RB_ROOT_CACHED;
 	spin_lock_init(&seg->pending_lock);
 	INIT_LIST_HEAD(&seg->pending);
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_ALIVE);

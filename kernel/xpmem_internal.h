@@ -23,6 +23,8 @@
  *   attacher's mmap_lock -> exporter's mmap_lock (trylock only, or after the
  *                           attacher's is dropped: see attach.c)
  *   exporter's mmap_lock -> xpmem_segment.lock -> page table locks
+ *   attacher's mmap_lock -> xpmem_segment.lock (fault; ->mmap and the last
+ *                           close, which add and remove seg->attached)
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
  *   xpmem_exporter.lock  -> xpmem_segment.lock
  *   xpmem_segment.pending_lock, xpmem_zappers_lock (spinlocks): innermost,
@@ -35,6 +37,7 @@
 #define XPMEM_INTERNAL_H
 
 #include <linux/cred.h>
+#include <linux/interval_tree.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mmu_notifier.h>
@@ -82,6 +85,12 @@ struct xpmem_segment {
 	 */
 	struct mutex lock;
 	bool dead;			/* removed, or its mm is gone */
+	/*
+	 * xpmem_attachment.it of every live attachment, under @lock: the
+	 * parts of the segment that some attacher may have PTEs for. The
+	 * invalidate callback zaps only when its range overlaps one.
+	 */
+	struct rb_root_cached attached;
 	/* The exporting mm's context (exporter.c), and our place in it. */
 	struct xpmem_exporter *exporter;
 	struct list_head exporter_node;
@@ -110,6 +119,12 @@ struct xpmem_attachment {
 	struct xpmem_segment *seg;	/* holds a reference */
 	struct xpmem_file *xf;		/* identity only: never dereferenced */
 	u64 apid;			/* the permit it was made through */
+	/*
+	 * Segment offsets [start, last] (bytes) that the attach mapped: every
+	 * VMA piece of it maps inside them. In seg->attached from our ->mmap
+	 * until the last piece is closed, after its PTEs are gone.
+	 */
+	struct interval_tree_node it;
 };
 
 /* segment.c */
@@ -206,6 +221,8 @@ enum xpmem_stat {
 	XPMEM_STAT_INV_OTHER,
 	XPMEM_STAT_INV_NESTED,
 	XPMEM_STAT_INV_NONBLOCK_REFUSED,
+	XPMEM_STAT_INV_ZAPPED,
+	XPMEM_STAT_INV_UNATTACHED,
 	XPMEM_NR_STATS
 };
 

@@ -24,7 +24,8 @@
 #include "xpmem.h"
 #include "xtest.h"
 
-#define LEN (64 * 4096UL)
+#define PAGE 4096UL
+#define LEN (64 * PAGE)
 
 enum peer_cmd {
 	CMD_FILL = 1,	/* memset(buf, arg) */
@@ -357,6 +358,62 @@ START_TEST(munmap_and_mmap_are_followed)
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x45), 1);
 	ck_assert_int_gt(xtest_stat("inv_unmap"), before);
 	peer_stop(&p);
+}
+END_TEST
+
+/*
+ * The callback zaps attachers only where an attachment covers the changed
+ * range. A change elsewhere in the exporter (which MPI ranks, exporting
+ * their whole address space, make all the time) is counted in
+ * inv_unattached and waits for no zap; one inside, or across an edge, is
+ * zapped and followed. A detached range is "elsewhere" again.
+ */
+START_TEST(only_attached_ranges_are_zapped)
+{
+	const size_t n = 64, first = 16, count = 32;	/* pages 16..47 attached */
+	unsigned char *buf = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xpmem_segid_t segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	struct xpmem_addr addr;
+	long unattached, zapped;
+	unsigned char *a;
+
+	ck_assert(buf != MAP_FAILED);
+	ck_assert_int_gt(segid, 0);
+	memset(buf, 0x51, n * PAGE);
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)(buf + first * PAGE);
+	a = xpmem_attach(addr, count * PAGE, NULL);
+	ck_assert(a != (void *)-1);
+	ck_assert(xtest_all_bytes_are(a, count * PAGE, 0x51));
+
+	/* Below and above the attachment: no zap. */
+	unattached = xtest_stat("inv_unattached");
+	ck_assert_int_eq(madvise(buf, 8 * PAGE, MADV_DONTNEED), 0);
+	ck_assert_int_eq(madvise(buf + 56 * PAGE, 8 * PAGE, MADV_DONTNEED), 0);
+	ck_assert_int_ge(xtest_stat("inv_unattached") - unattached, 2);
+	ck_assert(xtest_all_bytes_are(a, count * PAGE, 0x51));
+
+	/* Inside, and across the upper edge (pages 44..51): zapped, followed. */
+	zapped = xtest_stat("inv_zapped");
+	ck_assert_int_eq(madvise(buf + 20 * PAGE, 4 * PAGE, MADV_DONTNEED), 0);
+	ck_assert_int_eq(madvise(buf + 44 * PAGE, 8 * PAGE, MADV_DONTNEED), 0);
+	ck_assert_int_ge(xtest_stat("inv_zapped") - zapped, 2);
+	ck_assert(xtest_all_bytes_are(a, 4 * PAGE, 0x51));
+	ck_assert(xtest_all_bytes_are(a + 4 * PAGE, 4 * PAGE, 0));
+	ck_assert(xtest_all_bytes_are(a + 8 * PAGE, 20 * PAGE, 0x51));
+	ck_assert(xtest_all_bytes_are(a + 28 * PAGE, 4 * PAGE, 0));
+
+	/* Detached: the same range is elsewhere now. */
+	ck_assert_int_eq(xpmem_detach(a), 0);
+	unattached = xtest_stat("inv_unattached");
+	ck_assert_int_eq(madvise(buf + first * PAGE, count * PAGE, MADV_DONTNEED), 0);
+	ck_assert_int_ge(xtest_stat("inv_unattached") - unattached, 1);
+
+	ck_assert_int_eq(xpmem_release(addr.apid), 0);
+	ck_assert_int_eq(xpmem_remove(segid), 0);
+	ck_assert_int_eq(munmap(buf, n * PAGE), 0);
 }
 END_TEST
 
@@ -1027,6 +1084,7 @@ int main(void)
 	tcase_add_loop_test(tc, exporter_change_is_followed, 0,
 			    sizeof(followed) / sizeof(followed[0]));
 	tcase_add_test(tc, munmap_and_mmap_are_followed);
+	tcase_add_test(tc, only_attached_ranges_are_zapped);
 	tcase_add_test(tc, write_breaks_cow_in_the_exporter);
 	tcase_add_test(tc, exporter_fork_then_write_is_followed);
 	tcase_add_test(tc, migrated_pages_are_followed);

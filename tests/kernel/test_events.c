@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,12 +236,14 @@ START_TEST(mprotect_is_counted_and_followed)
 END_TEST
 
 /*
- * One try: start a victim that exports and is attached, SIGKILL it, and run
- * process_mrelease() on it at once. Returns the errno of process_mrelease()
+ * One try: start a victim that exports its whole address space, attach its
+ * buffer, SIGKILL it, and run process_mrelease() on it at once. The buffer
+ * is private memory (which the reaper frees), or with @shared shared memory
+ * (which it leaves to exit). Returns the errno of process_mrelease()
  * (EAGAIN when the driver refused, ESRCH when the victim had already
  * released its mm, which is the race the caller retries).
  */
-static int mrelease_attached_victim(void)
+static int mrelease_attached_victim(bool shared)
 {
 	const size_t len = 16 * PAGE;
 	int to_parent[2], status, pidfd, got, err;
@@ -254,7 +257,10 @@ static int mrelease_attached_victim(void)
 	victim = fork();
 	ck_assert_int_ge(victim, 0);
 	if (victim == 0) {
-		buf = map_aligned(len);
+		buf = shared ? mmap(NULL, len, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0) : map_aligned(len);
+		if (buf == MAP_FAILED)
+			_exit(1);
 		memset(buf, 0x7e, len);
 		segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
 		if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0 ||
@@ -306,10 +312,32 @@ START_TEST(nonblocking_invalidation_is_refused)
 	CPU_SET(0, &cpu0);
 	ck_assert_int_eq(sched_setaffinity(0, sizeof(cpu0), &cpu0), 0);
 	for (int attempt = 0; attempt < 10 && err == ESRCH; attempt++)
-		err = mrelease_attached_victim();
+		err = mrelease_attached_victim(false);
 	ck_assert_msg(err == EAGAIN, "process_mrelease: %s; expected EAGAIN from the refusal",
 		      err ? strerror(err) : "reaped");
 	ck_assert_int_gt(xtest_stat("inv_nonblock_refused"), refused);
+}
+END_TEST
+
+/*
+ * The refusal is per range: with only shared memory attached (which the
+ * reaper does not touch), every range it reaps has no attachment, the
+ * driver lets each go on without a zap, and the reap succeeds.
+ */
+START_TEST(nonblocking_invalidation_outside_attachments_goes_on)
+{
+	long refused = xtest_stat("inv_nonblock_refused");
+	int err = ESRCH;
+	cpu_set_t cpu0;
+
+	CPU_ZERO(&cpu0);
+	CPU_SET(0, &cpu0);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(cpu0), &cpu0), 0);
+	for (int attempt = 0; attempt < 10 && err == ESRCH; attempt++)
+		err = mrelease_attached_victim(true);
+	ck_assert_msg(err == 0, "process_mrelease: %s; expected the reap to succeed",
+		      strerror(err));
+	ck_assert_int_eq(xtest_stat("inv_nonblock_refused"), refused);
 }
 END_TEST
 
@@ -329,6 +357,7 @@ int main(void)
 	tcase_add_test(tc, reclaim_to_swap_is_followed);
 	tcase_add_test(tc, mprotect_is_counted_and_followed);
 	tcase_add_test(tc, nonblocking_invalidation_is_refused);
+	tcase_add_test(tc, nonblocking_invalidation_outside_attachments_goes_on);
 
 	return xtest_main("events", s, XTEST_NEEDS_DEVICE);
 }
