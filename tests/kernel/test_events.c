@@ -294,17 +294,13 @@ static int mrelease_attached_victim(bool shared)
 }
 
 /*
- * The OOM reaper's path (here through process_mrelease(), which runs it on
- * a dying process on demand) invalidates without being allowed to sleep.
- * With an attachment mapped, the driver must refuse (the reap fails with
- * EAGAIN) instead of sleeping, and the victim must still exit cleanly. The
- * victim runs at SCHED_IDLE on our CPU so that we usually reach
- * process_mrelease() before it starts exiting; when it wins the race
- * (ESRCH), try again, up to 10 times.
+ * Reap an attached victim as mrelease_attached_victim() does, from our
+ * CPU: the victim runs at SCHED_IDLE there, so that we usually reach
+ * process_mrelease() before it starts exiting. When it wins the race
+ * (ESRCH), try again, up to 10 times. Returns the last errno (0: reaped).
  */
-START_TEST(nonblocking_invalidation_is_refused)
+static int mrelease_attached_victim_retried(bool shared)
 {
-	long refused = xtest_stat("inv_nonblock_refused");
 	int err = ESRCH;
 	cpu_set_t cpu0;
 
@@ -312,7 +308,21 @@ START_TEST(nonblocking_invalidation_is_refused)
 	CPU_SET(0, &cpu0);
 	ck_assert_int_eq(sched_setaffinity(0, sizeof(cpu0), &cpu0), 0);
 	for (int attempt = 0; attempt < 10 && err == ESRCH; attempt++)
-		err = mrelease_attached_victim(false);
+		err = mrelease_attached_victim(shared);
+	return err;
+}
+
+/*
+ * The OOM reaper's path (here through process_mrelease(), which runs it on
+ * a dying process on demand) invalidates without being allowed to sleep.
+ * With an attachment mapped, the driver must refuse (the reap fails with
+ * EAGAIN) instead of sleeping, and the victim must still exit cleanly.
+ */
+START_TEST(nonblocking_invalidation_is_refused)
+{
+	long refused = xtest_stat("inv_nonblock_refused");
+	int err = mrelease_attached_victim_retried(false);
+
 	ck_assert_msg(err == EAGAIN, "process_mrelease: %s; expected EAGAIN from the refusal",
 		      err ? strerror(err) : "reaped");
 	ck_assert_int_gt(xtest_stat("inv_nonblock_refused"), refused);
@@ -327,14 +337,8 @@ END_TEST
 START_TEST(nonblocking_invalidation_outside_attachments_goes_on)
 {
 	long refused = xtest_stat("inv_nonblock_refused");
-	int err = ESRCH;
-	cpu_set_t cpu0;
+	int err = mrelease_attached_victim_retried(true);
 
-	CPU_ZERO(&cpu0);
-	CPU_SET(0, &cpu0);
-	ck_assert_int_eq(sched_setaffinity(0, sizeof(cpu0), &cpu0), 0);
-	for (int attempt = 0; attempt < 10 && err == ESRCH; attempt++)
-		err = mrelease_attached_victim(true);
 	ck_assert_msg(err == 0, "process_mrelease: %s; expected the reap to succeed",
 		      strerror(err));
 	ck_assert_int_eq(xtest_stat("inv_nonblock_refused"), refused);
