@@ -193,6 +193,7 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 	struct xpmem_segment *seg = container_of(mni, struct xpmem_segment, notifier);
 	unsigned long start = max(range->start, seg->start);
 	unsigned long end = min(range->end, seg->start + seg->size);
+	unsigned long offset = start - seg->start, len = end - start;
 	bool blockable = mmu_notifier_range_blockable(range);
 	bool attached;
 
@@ -205,7 +206,7 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 		mutex_lock(&seg->lock);
 	else if (!mutex_trylock(&seg->lock))
 		goto refuse;
-	attached = start < end && xpmem_range_attached(seg, start - seg->start, end - start);
+	attached = start < end && xpmem_range_attached(seg, offset, len);
 	if (attached && !blockable) {
 		/* Zapping may sleep. */
 		mutex_unlock(&seg->lock);
@@ -217,7 +218,7 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 	xpmem_count_event(range->event);
 	if (attached) {
 		xpmem_stat_inc(XPMEM_STAT_INV_ZAPPED);
-		xpmem_segment_zap_from_callback(seg, start - seg->start, end - start);
+		xpmem_segment_zap_from_callback(seg, offset, len);
 	} else {
 		xpmem_stat_inc(XPMEM_STAT_INV_UNATTACHED);
 	}
