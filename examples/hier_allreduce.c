@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "xpmem_mpi.h"
+#include "example_util.h"
 
 struct options {
 	int rounds;		/* how many allreduces to run and check */
@@ -58,13 +59,8 @@ struct options {
 /* Input element i of a rank in a round: scrambled, different every round. */
 static int64_t input_value(int rank, size_t i, int round)
 {
-	uint64_t x = ((uint64_t)rank << 40) ^ ((uint64_t)round << 56) ^ i;
+	uint64_t x = ex_mix64(((uint64_t)rank << 40) ^ ((uint64_t)round << 56) ^ i);
 
-	/* splitmix64's finalizer: neighbouring inputs give unrelated values. */
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	x ^= x >> 31;
 	/* Within +-2^40, so that sums over any realistic job cannot overflow. */
 	return (int64_t)(x & ((1ull << 41) - 1)) - ((int64_t)1 << 40);
 }
