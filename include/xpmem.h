@@ -78,7 +78,9 @@ int xpmem_init(void);
  * The range may contain unmapped holes. The segment lasts until
  * xpmem_remove(), or until this process closes the device or exits.
  * Returns a positive segid, or -1 with errno: EINVAL (alignment, size,
- * permit type, mode bits outside 0777), ENOMEM, or as for xpmem_version().
+ * permit type, mode bits outside 0777), ENOSPC (this process already has
+ * the driver's maximum of segments, module parameter max_segments), ENOMEM,
+ * or as for xpmem_version().
  */
 xpmem_segid_t xpmem_make(void *vaddr, size_t size, int permit_type, void *permit_value);
 
@@ -100,7 +102,9 @@ int xpmem_remove(xpmem_segid_t segid);
  *
  * Returns a positive apid, usable only in this process, or -1 with errno:
  * ENOENT (no such segment), EACCES (the segment's mode does not grant
- * @flags to this user), EINVAL (flags or permit type), ENOMEM.
+ * @flags to this user), EINVAL (flags or permit type), ENOSPC (this process
+ * already holds the driver's maximum of permits, module parameter
+ * max_permits), ENOMEM.
  */
 xpmem_apid_t xpmem_get(xpmem_segid_t segid, int flags, int permit_type, void *permit_value);
 
@@ -108,7 +112,8 @@ xpmem_apid_t xpmem_get(xpmem_segid_t segid, int flags, int permit_type, void *pe
  * xpmem_release() - drop an access permit got by this process.
  *
  * Also detaches this process's attachments made through it. Returns 0, or
- * -1 with errno ENOENT (no such permit in this process).
+ * -1 with errno ENOENT (no such permit in this process), or an error of
+ * munmap(2) (ENOMEM, EINTR), in which case the permit is kept.
  */
 int xpmem_release(xpmem_apid_t apid);
 
@@ -124,14 +129,20 @@ int xpmem_release(xpmem_apid_t apid);
  * Returns the address of the byte at @addr.offset, or (void *)-1 with
  * errno: ENOENT (no such permit in this process, or the segment was
  * removed), EINVAL (size 0, range beyond the segment, unaligned @vaddr),
- * ENOMEM, or an error of mmap(2).
+ * ENFILE (the system's file table is full), ENOMEM (also when
+ * vm.max_map_count is reached), or an error of mmap(2).
  *
  * Loads and stores through the mapping reach what the exporter maps at the
  * same place now, and follow every change the exporter makes. Writing needs
  * an XPMEM_RDWR permit (otherwise SIGSEGV) and a page the exporter may
  * write (otherwise SIGBUS). Touching a page the exporter has not mapped, or
  * any page after the segment is removed or its exporter exits, raises
- * SIGBUS. Attachments are not inherited by fork().
+ * SIGBUS. So does touching memory that the kernel would not let this
+ * process read with process_vm_readv(2): memfd_secret(2) memory, I/O and
+ * PFN mappings (another attachment among them), PROT_NONE ranges.
+ * Attachments are not inherited by fork(), and madvise(MADV_DOFORK) on
+ * them fails with EINVAL. remap_file_pages(2) on an attachment fails with
+ * EPERM (the kernel has unmapped that range by then).
  */
 void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr);
 
@@ -139,9 +150,11 @@ void *xpmem_attach(struct xpmem_addr addr, size_t size, void *vaddr);
  * xpmem_ext_attach() - xpmem_attach() with XPMEM_ATTACH_* @flags.
  *
  * XPMEM_ATTACH_POPULATE maps every page before returning (faulting in the
- * exporter's pages that are not present, skipping holes), so the first
- * touches cost no faults. Extra errors: EINVAL for unknown flags, EINTR if a
- * fatal signal interrupts populating. Check XPMEM_FEATURE_ATTACH_POPULATE
+ * exporter's pages that are not present, skipping holes), read-only, so the
+ * first reads cost no faults; the first write to each page still does.
+ * Extra errors: EINVAL for unknown flags, EINTR if a fatal signal
+ * interrupts populating, ENOENT if the segment is removed meanwhile. When
+ * populating fails, nothing stays mapped. Check XPMEM_FEATURE_ATTACH_POPULATE
  * with xpmem_ext_get_info() first when running on other XPMEM drivers.
  */
 void *xpmem_ext_attach(struct xpmem_addr addr, size_t size, void *vaddr, unsigned int flags);

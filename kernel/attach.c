@@ -2,44 +2,77 @@
 /*
  * attach.c - attachments: windows onto an exporter's address space.
  *
- * XPMEM_IOC_ATTACH maps one of the segment's pseudo files (fs.c) with
- * vm_mmap(); the VMA's pgoff is the page offset into the segment. Nothing
- * is mapped at attach time. A fault mirrors the exporter's page tables the
- * way an HMM secondary MMU does:
+ * XPMEM_IOC_ATTACH creates a struct xpmem_attachment and a pseudo file for
+ * it on the segment's inode (fs.c), and maps that file with vm_mmap(); the
+ * VMA's pgoff is the page offset into the segment. Nothing is mapped at
+ * attach time. A fault mirrors the exporter's page tables the way an HMM
+ * secondary MMU does:
  *
  *   1. seq = mmu_interval_read_begin(&seg->notifier)
- *   2. hmm_range_fault() on the exporter's mm: first the faulting page
- *      alone, which faults it in, then a snapshot of the window around it,
- *      which faults nothing (see xpmem_fault_page())
+ *   2. fault the faulting page in, in the exporter's mm (xpmem_fault_in()),
+ *      then snapshot the window around it with hmm_range_fault(), which
+ *      faults nothing
  *   3. seg->lock; if mmu_interval_read_retry(seq): unlock and go to 1
  *   4. insert the PFNs into the attacher's page tables; unlock
  *
  * hmm_range_fault() takes no page references, so nothing is pinned: the
  * notifier (notifier.c) zaps our PTEs before the exporter's pages change.
  *
+ * What an attachment may map (the rules the tests in test_memkinds hold):
+ *  - Never more than get_user_pages() gives the same process through
+ *    process_vm_readv() or /proc/PID/mem: no secret memory, no I/O or PFN
+ *    mappings (another attachment among them), nothing the exporter's VMA
+ *    does not allow (xpmem_vma_mirrorable()). hmm_range_fault() refuses
+ *    some of these itself; it does not refuse memfd_secret.
+ *  - A page is mapped writable only by a write fault, and only after a
+ *    write fault in the exporter's mm (fixup_user_fault()) has made the
+ *    exporter's PTE writable and dirty, as the exporter's own store would.
+ *    The store then lands in a page that reclaim and writeback know to
+ *    keep: our PTE is a PFN mapping, its dirty bit is seen by nobody, and a
+ *    zap throws it away. Whatever cleans the page again (writeback's
+ *    folio_mkclean(), MADV_FREE, swap-out) first write-protects or clears
+ *    the exporter's PTE, and that invalidation zaps ours, so the next store
+ *    faults and dirties it again.
+ *  - A write to a page mapped read-only reaches ->pfn_mkwrite, which
+ *    replaces that one PTE and returns VM_FAULT_NOPAGE (see there).
+ *
  * Locking:
- *  - The fault runs under the attacher's mmap_lock (read). Taking the
- *    exporter's mmap_lock as well could deadlock two processes that attach
- *    each other while a writer waits on each lock, so we only trylock it;
- *    when that fails we drop the attacher's lock, wait for the exporter's,
- *    and return VM_FAULT_RETRY (the fault-retry protocol). When the exporter
- *    is the attacher itself, its lock is already held.
+ *  - The fault runs under the attacher's mmap_lock (read) or, from 6.4,
+ *    its VMA lock. We never sleep on the exporter's mmap_lock while we hold
+ *    the attacher's: two processes that attach each other, with a writer
+ *    queued on each lock, would deadlock. We trylock it; when that fails
+ *    and the fault may be retried, we drop the attacher's lock, wait for
+ *    the exporter's, and return VM_FAULT_RETRY. When it may not (no
+ *    FAULT_FLAG_ALLOW_RETRY, as from fixup_user_fault(); or ->pfn_mkwrite,
+ *    which may not retry at all), we return VM_FAULT_NOPAGE without mapping
+ *    anything, and the access is simply made again. When the exporter is
+ *    the attacher itself, its lock is already held.
+ *  - After the attacher's lock is dropped, the VMA, and with it the
+ *    attachment and the segment, may be gone: the fault touches only the
+ *    exporter's mm (mmget()ed) and its own locals from then on.
  *  - seg->lock is taken last and is never held while allocating: page
  *    tables for the window are allocated (apply_to_page_range) before it is
  *    taken, because an allocation can enter reclaim, and reclaim can call
  *    our invalidate callback, which takes seg->lock.
- *  - Our ->mmap and the release of an attachment (its last VMA piece
- *    closed) take seg->lock, without allocating, to add and remove the
- *    attachment's range in seg->attached; the attacher's mmap_lock may be
- *    held then, as in a fault.
- *  - vm_mmap()/vm_munmap() are called with no driver lock held. The attach
- *    ioctl hands its permit to our ->mmap through seg->pending (a spinlock
- *    protected list keyed by task), since ->mmap runs inside vm_mmap().
+ *  - Our ->mmap and the release of an attachment take seg->lock, without
+ *    allocating, to add and remove the attachment's range in
+ *    seg->attached; the attacher's mmap_lock may be held then, as in a
+ *    fault.
+ *  - vm_mmap()/vm_munmap() are called with no driver lock held.
+ *
+ * Lifetimes: the attachment's file holds a reference to the attachment,
+ * and every VMA piece holds one (vm_ops open/close); the attachment holds
+ * its segment. A VMA holds its file, so while anything is mapped, or the
+ * kernel holds the file (remap_file_pages() calling ->mmap again), the
+ * attachment and its segment stay.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/error-injection.h>
+#include <linux/file.h>
 #include <linux/hmm.h>
+#include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/sched/mm.h>
@@ -51,12 +84,12 @@
 /* Pages mapped per fault, at most: one PMD's worth, aligned like one. */
 #define XPMEM_FAULT_WINDOW	PMD_SIZE
 
-/* An attach between XPMEM_IOC_ATTACH and ->mmap. */
-struct xpmem_pending {
-	struct list_head node;
-	struct task_struct *task;
-	struct xpmem_file *xf;
-	u64 apid;
+/* What a fault maps. */
+enum xpmem_fault_mode {
+	XPMEM_FAULT_READ,	/* the window, read-only */
+	XPMEM_FAULT_WRITE,	/* the faulting page writable, the rest read-only */
+	XPMEM_FAULT_UPGRADE,	/* the faulting page alone, writable (pfn_mkwrite) */
+	XPMEM_FAULT_POPULATE,	/* the window, faulted in whole, read-only */
 };
 
 static const struct vm_operations_struct xpmem_vm_ops;
@@ -66,13 +99,23 @@ static void xpmem_attachment_free(struct kref *ref)
 	struct xpmem_attachment *att = container_of(ref, struct xpmem_attachment, ref);
 	struct xpmem_segment *seg = att->seg;
 
-	/* The last VMA piece is closed: no PTE of ours maps this range. */
-	mutex_lock(&seg->lock);
-	interval_tree_remove(&att->it, &seg->attached);
-	mutex_unlock(&seg->lock);
+	/*
+	 * The file is released, so every VMA piece is closed: no PTE of ours
+	 * maps this range any more.
+	 */
+	if (test_bit(XPMEM_ATT_MAPPED, &att->flags)) {
+		mutex_lock(&seg->lock);
+		interval_tree_remove(&att->it, &seg->attached);
+		mutex_unlock(&seg->lock);
+	}
 	xpmem_segment_put(seg);
 	kfree(att);
 	xpmem_stat_dec(XPMEM_STAT_ATTACHMENTS_ALIVE);
+}
+
+void xpmem_attachment_put(struct xpmem_attachment *att)
+{
+	kref_put(&att->ref, xpmem_attachment_free);
 }
 
 /* A VMA piece is added by split or mremap. */
@@ -85,9 +128,7 @@ static void xpmem_vm_open(struct vm_area_struct *vma)
 
 static void xpmem_vm_close(struct vm_area_struct *vma)
 {
-	struct xpmem_attachment *att = vma->vm_private_data;
-
-	kref_put(&att->ref, xpmem_attachment_free);
+	xpmem_attachment_put(vma->vm_private_data);
 }
 
 static int xpmem_prepopulate_pte(pte_t *pte, unsigned long addr, void *data)
@@ -96,22 +137,34 @@ static int xpmem_prepopulate_pte(pte_t *pte, unsigned long addr, void *data)
 }
 
 /*
- * Lock the exporter's mm for reading, or tell the caller to retry the fault.
- * Returns 1 if we took the lock, 0 if it was already held (self-attach), or
- * a VM_FAULT_ code (negated) to return.
+ * Is the exporter's mmap_lock taken by someone else? Takes it for reading
+ * if not. A function of its own so that fault injection (fail_function)
+ * can make it busy, which sends faults down their retry paths.
  */
-static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src)
+static noinline bool xpmem_source_busy(struct mm_struct *src)
+{
+	return !mmap_read_trylock(src);
+}
+
+ALLOW_ERROR_INJECTION(xpmem_source_busy, TRUE);
+
+/*
+ * Lock the exporter's mm for reading, or tell the caller what to return.
+ * Returns 1 if we took the lock, 0 if it was already held (self-attach), or
+ * a VM_FAULT_ code (negated): VM_FAULT_RETRY when the fault lock has been
+ * dropped (unless FAULT_FLAG_RETRY_NOWAIT), VM_FAULT_NOPAGE when the access
+ * is to be made again with the fault lock still held. @may_retry is false
+ * in ->pfn_mkwrite, which must not return VM_FAULT_RETRY.
+ */
+static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src, bool may_retry)
 {
 	if (src == vmf->vma->vm_mm && xpmem_fault_holds_mmap_lock(vmf))
 		return 0;
-	if (mmap_read_trylock(src))
+	if (!xpmem_source_busy(src))
 		return 1;
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
-		/* No retry possible: block, as a plain fault would. */
-		if (mmap_read_lock_killable(src))
-			return -VM_FAULT_SIGBUS;
-		return 1;
-	}
+	xpmem_stat_inc(XPMEM_STAT_FAULT_SOURCE_BUSY);
+	if (!may_retry || !(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return -VM_FAULT_NOPAGE;
 	if (!(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
 		xpmem_release_fault_lock(vmf);
 		/* Wait for the exporter's lock without holding ours. */
@@ -122,17 +175,51 @@ static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src)
 }
 
 /*
+ * May an attachment map pages of this exporter VMA, for writing if @write?
+ * Only what get_user_pages() would give (check_vma_flags() in mm/gup.c):
+ * no I/O or PFN mappings, no secret memory, and the VMA's own protection.
+ * Under the exporter's mmap_lock.
+ */
+static bool xpmem_vma_mirrorable(struct vm_area_struct *vma, bool write)
+{
+	if (vma->vm_flags & (VM_IO | VM_PFNMAP))
+		return false;
+	/* memfd_secret(): vma_is_secretmem() is not exported. */
+	if (vma->vm_file && file_inode(vma->vm_file)->i_sb->s_magic == SECRETMEM_MAGIC)
+		return false;
+	if (!(vma->vm_flags & VM_READ))
+		return false;
+	return !write || (vma->vm_flags & VM_WRITE);
+}
+
+/* The exporter's address behind attacher address @addr of @vma. */
+static unsigned long xpmem_source_addr(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct xpmem_attachment *att = vma->vm_private_data;
+
+	return att->seg->start + (vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
+}
+
+/* hmm_range_fault(), as a function of ours for fault injection. */
+static noinline int xpmem_hmm_range_fault(struct hmm_range *range)
+{
+	return hmm_range_fault(range);
+}
+
+ALLOW_ERROR_INJECTION(xpmem_hmm_range_fault, ERRNO);
+
+/*
  * Insert the window's PFNs. Called under seg->lock with a fresh sequence;
- * page tables are already allocated.
+ * page tables are already allocated. Only the faulting page of a write
+ * fault is mapped writable.
  */
 static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long start,
 				      const unsigned long *pfns, unsigned long npages,
-				      unsigned long fault_idx)
+				      unsigned long fault_idx, bool write)
 {
 	/*
 	 * Not vma->vm_page_prot: having pfn_mkwrite makes the kernel keep that
-	 * write-protected (write notification), and we want writable pages
-	 * mapped writable.
+	 * write-protected (write notification).
 	 */
 	pgprot_t prot_rw = vm_get_page_prot(vma->vm_flags);
 	pgprot_t prot_ro = vm_get_page_prot(vma->vm_flags & ~VM_WRITE);
@@ -141,14 +228,21 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 
 	for (i = 0; i < npages; i++) {
 		unsigned long hpfn = pfns[i];
+		struct page *page;
 		bool writable;
 		vm_fault_t r;
 
 		if (!(hpfn & HMM_PFN_VALID))
 			continue;
-		writable = (hpfn & HMM_PFN_WRITE) && (vma->vm_flags & VM_WRITE);
-		r = vmf_insert_pfn_prot(vma, start + i * PAGE_SIZE,
-					page_to_pfn(hmm_pfn_to_page(hpfn)),
+		page = hmm_pfn_to_page(hpfn);
+		/*
+		 * The faulting page of a write was just faulted in for writing,
+		 * which made the exporter's PTE dirty; it still is, or the
+		 * sequence would have changed.
+		 */
+		writable = write && i == fault_idx && (hpfn & HMM_PFN_WRITE) &&
+			   (vma->vm_flags & VM_WRITE);
+		r = vmf_insert_pfn_prot(vma, start + i * PAGE_SIZE, page_to_pfn(page),
 					writable ? prot_rw : prot_ro);
 		if (r & VM_FAULT_ERROR) {
 			if (i == fault_idx)
@@ -162,82 +256,67 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 }
 
 /*
- * Fault in the exporter's page at @addr, alone. Asked for one page of a
- * window, hmm_range_fault() would fault in every page of the hole around it
- * (its walk faults holes whole), so one read would map zero pages, and one
- * write allocate memory, across the exporter's whole window: memory that
- * the exporter never touched. The caller then snapshots the window without
- * faulting, under the same notifier sequence.
+ * Fault in the exporter's page at @addr, alone, as the exporter's own
+ * access would: a write dirties the exporter's PTE, so the store we let
+ * through is one that reclaim and writeback know of (see the top). Not
+ * through hmm_range_fault(): asked for one page of a window it faults in
+ * every page of the hole around it (its walk faults holes whole), memory
+ * the exporter never touched; and it turns every fault error, running out
+ * of memory too, into -EFAULT. Returns 0, -ENOMEM, or -EFAULT (SIGBUS).
+ * Under the exporter's mmap_lock, which it never drops.
  */
-static int xpmem_fault_page(const struct hmm_range *window, unsigned long addr, bool write)
+static noinline int xpmem_fault_in(struct mm_struct *src, unsigned long addr, bool write)
 {
-	unsigned long pfn = 0;
-	struct hmm_range one = {
-		.notifier = window->notifier,
-		.notifier_seq = window->notifier_seq,
-		.start = addr,
-		.end = addr + PAGE_SIZE,
-		.hmm_pfns = &pfn,
-		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
-	};
+	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
 
-	return hmm_range_fault(&one);
+	if (src != current->mm)
+		flags |= FAULT_FLAG_REMOTE;
+	return fixup_user_fault(src, addr, flags, NULL);
 }
 
+ALLOW_ERROR_INJECTION(xpmem_fault_in, ERRNO);
+
 /*
- * Map the fault window around vmf->address. @write: the faulting page is
- * written. @fault_all: fault in every page of the window in the exporter
- * (populate), not only the faulting one; then a hole anywhere in the window
- * fails it.
+ * The mapping half of a fault, under the exporter's mmap_lock: vet the
+ * exporter's VMA, snapshot [*startp, *endp) of the attachment (clipped to
+ * that VMA) and insert it. On return *startp and *endp say what was mapped.
  */
-static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write, bool fault_all)
+static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src,
+				     enum xpmem_fault_mode mode, unsigned long *pfns,
+				     unsigned long *startp, unsigned long *endp)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
 	struct xpmem_segment *seg = att->seg;
+	bool write = mode == XPMEM_FAULT_WRITE || mode == XPMEM_FAULT_UPGRADE;
 	unsigned long addr = vmf->address & PAGE_MASK;
-	unsigned long start, end, npages, fault_idx, src_start, timeout;
+	unsigned long start = *startp, end = *endp;
+	unsigned long src_addr = xpmem_source_addr(vma, addr);
+	unsigned long src_start, src_end, npages, fault_idx, timeout;
 	struct hmm_range range = {};
-	unsigned long *pfns;
+	struct vm_area_struct *evma;
 	vm_fault_t ret;
-	int locked, err;
+	int err;
 
-	xpmem_stat_inc(XPMEM_STAT_FAULTS);
-	if (READ_ONCE(seg->dead))
-		goto sigbus;
-
-	start = max(vma->vm_start, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW));
-	end = min(vma->vm_end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
+	evma = vma_lookup(src, src_addr);
+	if (!evma || !xpmem_vma_mirrorable(evma, write)) {
+		xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
+		return VM_FAULT_SIGBUS;
+	}
+	/* A window never spans two exporter VMAs: all of it was vetted. */
+	src_start = max(src_addr - (addr - start), evma->vm_start);
+	src_end = min(src_addr + (end - addr), evma->vm_end);
+	start = addr - (src_addr - src_start);
+	end = addr + (src_end - src_addr);
 	npages = (end - start) >> PAGE_SHIFT;
 	fault_idx = (addr - start) >> PAGE_SHIFT;
-	src_start = seg->start + ((vma->vm_pgoff << PAGE_SHIFT) + (start - vma->vm_start));
-
-	pfns = kvmalloc_array(npages, sizeof(*pfns), GFP_KERNEL);
-	if (!pfns)
-		return VM_FAULT_OOM;
-	/* Allocate the window's page tables now, not under seg->lock. */
-	if (apply_to_page_range(vma->vm_mm, start, end - start,
-				xpmem_prepopulate_pte, NULL)) {
-		ret = VM_FAULT_OOM;
-		goto out_free;
-	}
-
-	if (!mmget_not_zero(seg->mm)) {
-		kvfree(pfns);
-		goto sigbus;
-	}
-	locked = xpmem_lock_source(vmf, seg->mm);
-	if (locked < 0) {
-		ret = -locked;
-		goto out_mmput;
-	}
 
 	range.notifier = &seg->notifier;
 	range.start = src_start;
 	range.end = src_start + (npages << PAGE_SHIFT);
 	range.hmm_pfns = pfns;
 	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
-	range.default_flags = fault_all ? HMM_PFN_REQ_FAULT : 0;
+	range.default_flags = mode == XPMEM_FAULT_POPULATE ? HMM_PFN_REQ_FAULT : 0;
 	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	for (;;) {
 		if (time_after(jiffies, timeout) || fatal_signal_pending(current)) {
@@ -247,15 +326,15 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write, bool faul
 		}
 		memset(pfns, 0, npages * sizeof(*pfns));
 		range.notifier_seq = mmu_interval_read_begin(range.notifier);
-		if (fault_all) {
-			pfns[fault_idx] = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
-			err = 0;
-		} else {
-			err = xpmem_fault_page(&range, src_start + (fault_idx << PAGE_SHIFT),
-					       write);
-		}
+		/*
+		 * Fault in the faulting page, then snapshot the window without
+		 * faulting; populate faults the whole window in one walk.
+		 */
+		err = 0;
+		if (mode != XPMEM_FAULT_POPULATE)
+			err = xpmem_fault_in(src, src_addr, write);
 		if (!err)
-			err = hmm_range_fault(&range);
+			err = xpmem_hmm_range_fault(&range);
 		if (err == -EBUSY) {
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;
@@ -280,16 +359,74 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, bool write, bool faul
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;
 		}
-		ret = xpmem_insert_window(vma, start, pfns, npages, fault_idx);
+		ret = xpmem_insert_window(vma, start, pfns, npages, fault_idx, write);
 		mutex_unlock(&seg->lock);
 		break;
 	}
+	*startp = start;
+	*endp = end;
+	return ret;
+}
 
+/*
+ * A fault on an attachment at vmf->address. @mode: see enum
+ * xpmem_fault_mode. If @mapped_end is not NULL, it is set to the end of
+ * the window that was mapped (populate walks on from there).
+ */
+static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode mode,
+				     unsigned long *mapped_end)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct xpmem_attachment *att = vma->vm_private_data;
+	struct xpmem_segment *seg = att->seg;
+	unsigned long addr = vmf->address & PAGE_MASK;
+	unsigned long start, end;
+	struct mm_struct *src;
+	unsigned long *pfns;
+	vm_fault_t ret;
+	int locked;
+
+	xpmem_stat_inc(XPMEM_STAT_FAULTS);
+	if (READ_ONCE(seg->dead))
+		goto sigbus;
+
+	if (mode == XPMEM_FAULT_UPGRADE) {
+		start = addr;
+		end = addr + PAGE_SIZE;
+	} else {
+		start = max(vma->vm_start, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW));
+		end = min(vma->vm_end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
+	}
+
+	pfns = kvmalloc_array((end - start) >> PAGE_SHIFT, sizeof(*pfns), GFP_KERNEL_ACCOUNT);
+	if (!pfns)
+		return VM_FAULT_OOM;
+	/* Allocate the window's page tables now, not under seg->lock. */
+	if (apply_to_page_range(vma->vm_mm, start, end - start,
+				xpmem_prepopulate_pte, NULL)) {
+		ret = VM_FAULT_OOM;
+		goto out_free;
+	}
+
+	src = seg->mm;
+	if (!mmget_not_zero(src)) {
+		kvfree(pfns);
+		goto sigbus;
+	}
+	locked = xpmem_lock_source(vmf, src, mode != XPMEM_FAULT_UPGRADE);
+	if (locked < 0) {
+		/* Our lock may be gone: no VMA, attachment or segment now. */
+		ret = -locked;
+		goto out_mmput;
+	}
+	ret = xpmem_fault_locked(vmf, src, mode, pfns, &start, &end);
+	if (mapped_end)
+		*mapped_end = end;
 	if (locked)
-		mmap_read_unlock(seg->mm);
+		mmap_read_unlock(src);
 out_mmput:
 	/* The last user may be gone: do not tear its mm down in our fault. */
-	mmput_async(seg->mm);
+	mmput_async(src);
 out_free:
 	kvfree(pfns);
 	return ret;
@@ -301,23 +438,36 @@ sigbus:
 
 static vm_fault_t xpmem_vm_fault(struct vm_fault *vmf)
 {
-	return xpmem_fault_common(vmf, vmf->flags & FAULT_FLAG_WRITE, false);
+	return xpmem_fault_common(vmf, vmf->flags & FAULT_FLAG_WRITE ?
+				  XPMEM_FAULT_WRITE : XPMEM_FAULT_READ, NULL);
 }
 
 /*
- * A write to a page we mapped read-only (it was read-faulted, or the
- * exporter could not write it then). Without this hook the kernel would just
- * make our PTE writable, writing behind the exporter's COW or read-only
- * protection. Drop the PTE and fault it again for writing instead.
+ * A write to a page we mapped read-only. Its caller, wp_pfn_shared() in
+ * mm/memory.c, has dropped the PTE lock and accepts from us only an error
+ * or VM_FAULT_NOPAGE: anything else, VM_FAULT_RETRY included, goes on to
+ * finish_mkwrite_fault(), which makes the PTE writable if it still looks
+ * the same - with the fault lock we would have dropped, and over a page
+ * whose exporter PTE may since have been write-protected and the same PFN
+ * mapped read-only again. So we never let it: we drop our PTE, map the one
+ * page again for writing ourselves (dirtying it, see the top), and return
+ * VM_FAULT_NOPAGE. If the exporter's lock is busy, the PTE is simply left
+ * empty and the write faults again through ->fault, which may wait.
  */
 static vm_fault_t xpmem_vm_pfn_mkwrite(struct vm_fault *vmf)
 {
 	struct xpmem_zapper z;
+	vm_fault_t ret;
 
+	xpmem_stat_inc(XPMEM_STAT_WRITE_UPGRADES);
 	xpmem_zap_begin(&z);
 	zap_vma_ptes(vmf->vma, vmf->address & PAGE_MASK, PAGE_SIZE);
 	xpmem_zap_end(&z);
-	return xpmem_fault_common(vmf, true, false);
+	ret = xpmem_fault_common(vmf, XPMEM_FAULT_UPGRADE, NULL);
+	/* xpmem_lock_source() does not drop the lock in this mode. */
+	if (WARN_ON_ONCE(ret & VM_FAULT_RETRY))
+		ret = VM_FAULT_SIGBUS;
+	return ret;
 }
 
 static const struct vm_operations_struct xpmem_vm_ops = {
@@ -327,33 +477,19 @@ static const struct vm_operations_struct xpmem_vm_ops = {
 	.pfn_mkwrite = xpmem_vm_pfn_mkwrite,
 };
 
-/* ->mmap of the segment files: reached only from xpmem_ioc_attach(). */
-int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma)
+/*
+ * ->mmap of an attachment's file. Only the vm_mmap() of XPMEM_IOC_ATTACH
+ * may map it, once. The one other way here is remap_file_pages() on the
+ * attachment's VMA, which has by then unmapped it: refused. The file holds
+ * the attachment, so @att is valid whichever way we came.
+ */
+int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct xpmem_segment *seg = file->private_data;
-	struct xpmem_pending *pending, *found = NULL;
-	struct xpmem_attachment *att;
+	struct xpmem_attachment *att = file->private_data;
+	struct xpmem_segment *seg = att->seg;
 
-	spin_lock(&seg->pending_lock);
-	list_for_each_entry(pending, &seg->pending, node) {
-		if (pending->task == current) {
-			list_del_init(&pending->node);
-			found = pending;
-			break;
-		}
-	}
-	spin_unlock(&seg->pending_lock);
-	if (!found)
+	if (test_and_set_bit(XPMEM_ATT_MAPPED, &att->flags))
 		return -EPERM;
-
-	att = kzalloc(sizeof(*att), GFP_KERNEL);
-	if (!att)
-		return -ENOMEM;
-	kref_init(&att->ref);
-	kref_get(&seg->ref);
-	att->seg = seg;
-	att->xf = found->xf;
-	att->apid = found->apid;
 	/*
 	 * Into seg->attached before the VMA exists, so before any fault can
 	 * map a page: an invalidation that finds no overlap there may skip
@@ -364,30 +500,33 @@ int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma)
 	mutex_lock(&seg->lock);
 	interval_tree_insert(&att->it, &seg->attached);
 	mutex_unlock(&seg->lock);
-	xpmem_stat_inc(XPMEM_STAT_ATTACHMENTS_ALIVE);
 
 	/*
 	 * PFN mappings, never copied into a child, never grown, not dumped.
-	 * (VM_MAYWRITE is already off for the read-only file.)
+	 * VM_IO because madvise(MADV_DOFORK) refuses to clear VM_DONTCOPY
+	 * only there. (VM_MAYWRITE is already off for a read-only file.)
 	 */
-	xpmem_vm_flags_set(vma, VM_PFNMAP | VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP);
+	xpmem_vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &xpmem_vm_ops;
 	vma->vm_private_data = att;
+	kref_get(&att->ref);
 	return 0;
 }
 
 /*
  * Fault in one window (or, after a hole, one page) at @addr of the current
  * mm's attachment @att, as a fault with retry allowed would. Returns the
- * fault result; VM_FAULT_RETRY means the lock was dropped.
+ * fault result; VM_FAULT_RETRY means the lock was dropped. *@next is where
+ * the mapped window ended.
  */
 static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long addr,
-				     bool fault_all)
+				     enum xpmem_fault_mode mode, unsigned long *next)
 {
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
 	vm_fault_t ret;
 
+	*next = addr + PAGE_SIZE;
 	if (mmap_read_lock_killable(mm))
 		return VM_FAULT_SIGBUS;
 	vma = vma_lookup(mm, addr);
@@ -404,7 +543,7 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 			.pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT),
 		};
 
-		ret = xpmem_fault_common(&vmf, false, fault_all);
+		ret = xpmem_fault_common(&vmf, mode, next);
 	}
 	if (!(ret & VM_FAULT_RETRY))
 		mmap_read_unlock(mm);
@@ -412,58 +551,44 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 }
 
 /*
- * XPMEM_ATTACH_POPULATE: map [start, end) of a new attachment now. Each
- * window is faulted in whole; a window with a hole is done page by page,
- * skipping the holes.
+ * XPMEM_ATTACH_POPULATE: map [start, end) of a new attachment now, read-
+ * only (writes upgrade page by page). Each window is faulted in whole; a
+ * window with a hole is done page by page, skipping the holes.
  */
 static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 			  unsigned long end)
 {
-	unsigned long addr = start, next;
+	unsigned long addr = start, next, win_end;
 	vm_fault_t ret;
 
 	while (addr < end) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		next = min(end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
-		ret = xpmem_populate_one(att, addr, true);
+		if (READ_ONCE(att->seg->dead))
+			return -ENOENT;
+		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_POPULATE, &next);
 		if (ret & VM_FAULT_RETRY)
 			continue;
 		if (ret & VM_FAULT_OOM)
 			return -ENOMEM;
-		if (ret & VM_FAULT_SIGBUS) {
-			for (; addr < next; addr += PAGE_SIZE) {
-				if (READ_ONCE(att->seg->dead))
-					return -ENOENT;
-				do {
-					if (fatal_signal_pending(current))
-						return -EINTR;
-					ret = xpmem_populate_one(att, addr, false);
-				} while (ret & VM_FAULT_RETRY);
-				if (ret & VM_FAULT_OOM)
-					return -ENOMEM;
-			}
+		if (!(ret & VM_FAULT_SIGBUS)) {
+			addr = max(next, addr + PAGE_SIZE);
+			continue;
 		}
-		addr = next;
+		win_end = min(end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
+		for (; addr < win_end; addr += PAGE_SIZE) {
+			if (READ_ONCE(att->seg->dead))
+				return -ENOENT;
+			do {
+				if (fatal_signal_pending(current))
+					return -EINTR;
+				ret = xpmem_populate_one(att, addr, XPMEM_FAULT_READ, &next);
+			} while (ret & VM_FAULT_RETRY);
+			if (ret & VM_FAULT_OOM)
+				return -ENOMEM;
+		}
 	}
 	return 0;
-}
-
-/* The attachment just mapped at @addr by the current task, referenced. */
-static struct xpmem_attachment *xpmem_attachment_at(unsigned long addr)
-{
-	struct mm_struct *mm = current->mm;
-	struct xpmem_attachment *att = NULL;
-	struct vm_area_struct *vma;
-
-	mmap_read_lock(mm);
-	vma = vma_lookup(mm, addr);
-	if (vma && vma->vm_ops == &xpmem_vm_ops) {
-		att = vma->vm_private_data;
-		kref_get(&att->ref);
-	}
-	mmap_read_unlock(mm);
-	return att;
 }
 
 /* Check an attach request and work out the pages it covers. */
@@ -484,10 +609,13 @@ static int xpmem_attach_range(const struct xpmem_ioc_attach *arg, u64 seg_size,
 	return 0;
 }
 
+static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *att,
+				u64 apid);
+
 int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 {
 	struct xpmem_ioc_attach *arg = data;
-	struct xpmem_pending pending = { .task = current, .xf = xf, .apid = arg->apid };
+	struct xpmem_attachment *att;
 	struct xpmem_segment *seg = NULL;
 	struct xpmem_permit *permit;
 	unsigned long addr, prot;
@@ -510,105 +638,111 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 		return -ENOENT;
 
 	ret = xpmem_attach_range(arg, seg->size, &pg_offset, &len);
-	if (ret)
-		goto out_put;
-	if (READ_ONCE(seg->dead)) {
+	if (!ret && READ_ONCE(seg->dead))
 		ret = -ENOENT;
+	if (ret) {
+		xpmem_segment_put(seg);
+		return ret;
+	}
+
+	att = kzalloc(sizeof(*att), GFP_KERNEL_ACCOUNT);
+	if (!att) {
+		xpmem_segment_put(seg);
+		return -ENOMEM;
+	}
+	kref_init(&att->ref);
+	att->seg = seg;			/* takes over our reference */
+	att->xf = xf;
+	att->apid = arg->apid;
+	xpmem_stat_inc(XPMEM_STAT_ATTACHMENTS_ALIVE);
+
+	file = xpmem_attachment_file(att, access == XPMEM_RDWR);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
 		goto out_put;
 	}
-
-	if (access == XPMEM_RDWR) {
-		file = seg->file_rw;
-		prot = PROT_READ | PROT_WRITE;
-	} else {
-		file = seg->file_ro;
-		prot = PROT_READ;
-	}
-
-	spin_lock(&seg->pending_lock);
-	list_add(&pending.node, &seg->pending);
-	spin_unlock(&seg->pending_lock);
-
+	prot = access == XPMEM_RDWR ? PROT_READ | PROT_WRITE : PROT_READ;
 	addr = vm_mmap(file, arg->vaddr, len, prot,
 		       MAP_SHARED | (arg->vaddr ? MAP_FIXED : 0), pg_offset);
-
-	/* ->mmap took it off the list, unless mmap failed before calling it. */
-	spin_lock(&seg->pending_lock);
-	list_del(&pending.node);
-	spin_unlock(&seg->pending_lock);
-
+	/* The VMA holds the file now, if there is one. */
+	fput(file);
 	if (IS_ERR_VALUE(addr)) {
 		ret = (int)addr;
 		goto out_put;
 	}
 	xpmem_stat_inc(XPMEM_STAT_ATTACHES);
-	ret = 0;
 	if (arg->flags & XPMEM_ATTACH_POPULATE) {
-		struct xpmem_attachment *att = xpmem_attachment_at(addr);
-
-		if (att) {
-			ret = xpmem_populate(att, addr, addr + len);
-			kref_put(&att->ref, xpmem_attachment_free);
-		}
-		if (ret)
+		ret = xpmem_populate(att, addr, addr + len);
+		if (ret) {
+			/* Fail whole: the caller never learns the address. */
+			xpmem_unmap_matching(xf, att, 0);
 			goto out_put;
+		}
 	}
 	arg->vaddr = addr + (arg->offset & ~PAGE_MASK);
 out_put:
-	xpmem_segment_put(seg);
+	xpmem_attachment_put(att);
 	return ret;
+}
+
+static bool xpmem_vma_matches(struct vm_area_struct *vma, struct xpmem_file *xf,
+			      struct xpmem_attachment *att, u64 apid)
+{
+	struct xpmem_attachment *a = vma->vm_private_data;
+
+	if (vma->vm_ops != &xpmem_vm_ops)
+		return false;
+	return att ? a == att : a->xf == xf && a->apid == apid;
 }
 
 /*
  * Unmap the VMAs of the current mm that match: each piece of attachment
  * @att, or (att NULL) each piece of every attachment made through @xf's
- * permit @apid. The ranges are collected under mmap_read_lock and unmapped
- * after it is dropped, because vm_munmap() takes the lock itself.
+ * permit @apid. One piece at a time: found under mmap_read_lock, unmapped
+ * after it is dropped (vm_munmap() takes the lock itself), so nothing is
+ * allocated and there is nothing to fail but the unmap.
+ *
+ * Between the look-up and the unmap another thread of the caller can unmap
+ * that piece itself and map something else in its place, which we would
+ * then unmap. Closing that window needs the check and the unmap under one
+ * hold of mmap_lock, and the kernel exports no unmap that runs under a
+ * held lock. It takes the caller's own racing munmap() of its attachment,
+ * a double unmap that the caller could as well make with two munmap()s.
  */
-static void xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *att,
-				 u64 apid)
+static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *att,
+				u64 apid)
 {
 	struct mm_struct *mm = current->mm;
+	unsigned long from = 0, start = 0, len = 0;
 	struct vm_area_struct *vma;
-	unsigned long *ranges = NULL;
-	unsigned int n = 0, cap = 0, i;
+	int ret;
 
 	for (;;) {
-		VMA_ITERATOR(vmi, mm, 0);
+		VMA_ITERATOR(vmi, mm, from);
 
-		n = 0;
-		mmap_read_lock(mm);
+		len = 0;
+		if (mmap_read_lock_killable(mm))
+			return -EINTR;
 		for_each_vma(vmi, vma) {
-			struct xpmem_attachment *a = vma->vm_private_data;
-
-			if (vma->vm_ops != &xpmem_vm_ops)
-				continue;
-			if (att ? a != att : (a->xf != xf || a->apid != apid))
-				continue;
-			if (n < cap) {
-				ranges[2 * n] = vma->vm_start;
-				ranges[2 * n + 1] = vma->vm_end - vma->vm_start;
+			if (xpmem_vma_matches(vma, xf, att, apid)) {
+				start = vma->vm_start;
+				len = vma->vm_end - vma->vm_start;
+				break;
 			}
-			n++;
 		}
 		mmap_read_unlock(mm);
-		if (n <= cap)
-			break;
-		/* More pieces than room: grow and look again. */
-		kfree(ranges);
-		cap = n + 4;
-		ranges = kmalloc_array(2 * cap, sizeof(*ranges), GFP_KERNEL);
-		if (!ranges)
-			return;
+		if (!len)
+			return 0;
+		ret = vm_munmap(start, len);
+		if (ret)
+			return ret;
+		from = start + len;
 	}
-	for (i = 0; i < n; i++)
-		vm_munmap(ranges[2 * i], ranges[2 * i + 1]);
-	kfree(ranges);
 }
 
-void xpmem_detach_permit(struct xpmem_file *xf, u64 apid)
+int xpmem_detach_permit(struct xpmem_file *xf, u64 apid)
 {
-	xpmem_unmap_matching(xf, NULL, apid);
+	return xpmem_unmap_matching(xf, NULL, apid);
 }
 
 int xpmem_ioc_detach(struct xpmem_file *xf, void *data)
@@ -617,11 +751,13 @@ int xpmem_ioc_detach(struct xpmem_file *xf, void *data)
 	struct mm_struct *mm = current->mm;
 	struct xpmem_attachment *att = NULL;
 	struct vm_area_struct *vma;
+	int ret;
 
 	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
 		return -EINVAL;
 
-	mmap_read_lock(mm);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
 	vma = vma_lookup(mm, arg->vaddr);
 	if (vma && vma->vm_ops == &xpmem_vm_ops) {
 		att = vma->vm_private_data;
@@ -631,7 +767,7 @@ int xpmem_ioc_detach(struct xpmem_file *xf, void *data)
 	if (!att)
 		return -EINVAL;
 
-	xpmem_unmap_matching(xf, att, 0);
-	kref_put(&att->ref, xpmem_attachment_free);
-	return 0;
+	ret = xpmem_unmap_matching(xf, att, 0);
+	xpmem_attachment_put(att);
+	return ret;
 }

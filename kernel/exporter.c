@@ -46,7 +46,7 @@ static void xpmem_exporter_release(struct mmu_notifier *mn, struct mm_struct *mm
 
 static struct mmu_notifier *xpmem_exporter_alloc(struct mm_struct *mm)
 {
-	struct xpmem_exporter *exp = kzalloc(sizeof(*exp), GFP_KERNEL);
+	struct xpmem_exporter *exp = kzalloc(sizeof(*exp), GFP_KERNEL_ACCOUNT);
 
 	if (!exp)
 		return ERR_PTR(-ENOMEM);

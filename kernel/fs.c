@@ -2,13 +2,14 @@
 /*
  * fs.c - a private pseudo filesystem that gives each segment an inode.
  *
- * Attachments map one of their segment's two pseudo files (read-write or
- * read-only). The kernel links every attacher's VMA into that inode's
- * address_space, so one unmap_mapping_range() over the segment's mapping
- * zaps the PTEs of every attacher, in every process, under i_mmap_rwsem (a
- * sleeping lock), without touching the attachers' mmap_locks. The read-only
- * file is opened without FMODE_WRITE, so mmap() gives its VMAs no
- * VM_MAYWRITE and mprotect() cannot make them writable later.
+ * Each attachment maps a pseudo file of its own on its segment's inode
+ * (read-write or read-only). The kernel links every attacher's VMA into
+ * that inode's address_space, so one unmap_mapping_range() over the
+ * segment's mapping zaps the PTEs of every attacher, in every process,
+ * under i_mmap_rwsem (a sleeping lock), without touching the attachers'
+ * mmap_locks. The file holds its attachment, which holds the segment: the
+ * kernel may call ->mmap on a file whose VMA it has just unmapped
+ * (remap_file_pages()), and what the file points at must still be there.
  *
  * Locking: none of its own.
  */
@@ -42,12 +43,19 @@ static struct file_system_type xpmem_fs_type = {
 };
 
 /*
- * The files are reached only through attachments: no read, write, seek or
- * open. They are never in a descriptor table.
+ * An attachment's file: reached only through its VMAs, never in a
+ * descriptor table. No read, write, seek or open.
  */
-static const struct file_operations xpmem_segment_fops = {
+static int xpmem_attachment_release(struct inode *inode, struct file *file)
+{
+	xpmem_attachment_put(file->private_data);
+	return 0;
+}
+
+static const struct file_operations xpmem_attachment_fops = {
 	.owner = THIS_MODULE,
-	.mmap = xpmem_segment_mmap,
+	.mmap = xpmem_attachment_mmap,
+	.release = xpmem_attachment_release,
 };
 
 static int xpmem_no_open(struct inode *inode, struct file *file)
@@ -61,53 +69,44 @@ static const struct file_operations xpmem_segment_inode_fops = {
 	.open = xpmem_no_open,
 };
 
-/*
- * A file on @inode, taking over one inode reference on success. The file
- * holds a module reference, which its final fput() drops (alloc_file_pseudo()
- * does not take one itself). Called from our ioctl, so the module is pinned.
- */
-static struct file *xpmem_segment_file(struct inode *inode, int flags,
-				       struct xpmem_segment *seg)
+/* The segment's inode: every attacher's VMA is in its i_mmap. */
+int xpmem_segment_inode(struct xpmem_segment *seg)
 {
-	struct file *file;
+	struct inode *inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
 
-	__module_get(THIS_MODULE);
-	file = alloc_file_pseudo(inode, xpmem_mnt, "[xpmem]", flags, &xpmem_segment_fops);
-	if (IS_ERR(file)) {
-		module_put(THIS_MODULE);
-		return file;
-	}
-	file->private_data = seg;
-	return file;
-}
-
-int xpmem_segment_files(struct xpmem_segment *seg)
-{
-	struct inode *inode;
-	struct file *file;
-
-	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	inode->i_fop = &xpmem_segment_inode_fops;
-
-	/* One reference for each file's dentry. */
-	ihold(inode);
-	file = xpmem_segment_file(inode, O_RDWR, seg);
-	if (IS_ERR(file)) {
-		iput(inode);
-		iput(inode);
-		return PTR_ERR(file);
-	}
-	seg->file_rw = file;
-
-	file = xpmem_segment_file(inode, O_RDONLY, seg);
-	if (IS_ERR(file)) {
-		iput(inode);
-		return PTR_ERR(file);	/* file_rw is put with the segment */
-	}
-	seg->file_ro = file;
+	seg->inode = inode;
 	return 0;
+}
+
+/*
+ * A new file on the segment's inode for attachment @att, holding a
+ * reference to it; read-write only if @writable (a read-only file gives
+ * its VMAs no VM_MAYWRITE, so mprotect() cannot make them writable). The
+ * file also holds a module reference, which its final fput() drops
+ * (alloc_file_pseudo() does not take one itself). Called from our ioctl,
+ * so the module is pinned. Errors: ENOMEM, ENFILE (the system's file
+ * table is full).
+ */
+struct file *xpmem_attachment_file(struct xpmem_attachment *att, bool writable)
+{
+	struct inode *inode = att->seg->inode;
+	struct file *file;
+
+	ihold(inode);
+	__module_get(THIS_MODULE);
+	file = alloc_file_pseudo(inode, xpmem_mnt, "[xpmem]",
+				 writable ? O_RDWR : O_RDONLY, &xpmem_attachment_fops);
+	if (IS_ERR(file)) {
+		module_put(THIS_MODULE);
+		iput(inode);
+		return file;
+	}
+	kref_get(&att->ref);
+	file->private_data = att;
+	return file;
 }
 
 int xpmem_fs_init(void)

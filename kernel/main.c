@@ -22,6 +22,20 @@
 
 #include "xpmem_internal.h"
 
+/*
+ * Bounds of one descriptor. The device is 0666: these, the descriptor limit
+ * and the memcg that pays for every object keep one user from filling the
+ * kernel's memory. MPI stacks make one segment per process and get one
+ * permit per peer.
+ */
+unsigned int xpmem_max_segments = 65536;
+module_param_named(max_segments, xpmem_max_segments, uint, 0644);
+MODULE_PARM_DESC(max_segments, "segments one descriptor may have at once (ENOSPC beyond)");
+
+unsigned int xpmem_max_permits = 65536;
+module_param_named(max_permits, xpmem_max_permits, uint, 0644);
+MODULE_PARM_DESC(max_permits, "permits one descriptor may hold at once (ENOSPC beyond)");
+
 /* Layout checks: the ABI is the same for 32- and 64-bit callers. */
 static_assert(sizeof(struct xpmem_ioc_info) == 64);
 static_assert(sizeof(struct xpmem_ioc_make) == 64);
@@ -119,14 +133,14 @@ static int xpmem_open(struct inode *inode, struct file *file)
 
 	if (!current->mm)
 		return -EINVAL;
-	xf = kzalloc(sizeof(*xf), GFP_KERNEL);
+	xf = kzalloc(sizeof(*xf), GFP_KERNEL_ACCOUNT);
 	if (!xf)
 		return -ENOMEM;
 	xf->mm = current->mm;
 	mmgrab(xf->mm);
 	mutex_init(&xf->lock);
 	INIT_LIST_HEAD(&xf->segments);
-	xa_init(&xf->permits);
+	xa_init_flags(&xf->permits, XA_FLAGS_ACCOUNT);
 	file->private_data = xf;
 	xpmem_stat_inc(XPMEM_STAT_FILES_ALIVE);
 	return 0;

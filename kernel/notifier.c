@@ -147,7 +147,7 @@ static bool xpmem_zapping(void)
 void xpmem_segment_zap(struct xpmem_segment *seg, unsigned long offset,
 		       unsigned long len)
 {
-	struct address_space *mapping = seg->file_rw->f_mapping;
+	struct address_space *mapping = seg->inode->i_mapping;
 	struct xpmem_zapper z;
 
 	if (!mapping_mapped(mapping))

@@ -11,10 +11,11 @@
 
 #include "xpmem_internal.h"
 
-static void xpmem_permit_free(struct xpmem_permit *permit)
+static void xpmem_permit_free(struct xpmem_file *xf, struct xpmem_permit *permit)
 {
 	xpmem_segment_put(permit->seg);
 	kfree(permit);
+	atomic_dec(&xf->nr_permits);
 	xpmem_stat_dec(XPMEM_STAT_PERMITS_ALIVE);
 }
 
@@ -47,17 +48,21 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	if (ret)
 		goto out_put;
 
-	permit = kzalloc(sizeof(*permit), GFP_KERNEL);
+	if (atomic_inc_return(&xf->nr_permits) > xpmem_max_permits) {
+		ret = -ENOSPC;
+		goto out_uncount;
+	}
+	permit = kzalloc(sizeof(*permit), GFP_KERNEL_ACCOUNT);
 	if (!permit) {
 		ret = -ENOMEM;
-		goto out_put;
+		goto out_uncount;
 	}
 	permit->access = arg->access;
 	permit->seg = seg;
 	ret = xpmem_xa_insert_random(&xf->permits, permit, &apid);
 	if (ret) {
 		kfree(permit);
-		goto out_put;
+		goto out_uncount;
 	}
 	permit->apid = apid;
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_ALIVE);
@@ -65,6 +70,8 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	arg->apid = apid;
 	return 0;
 
+out_uncount:
+	atomic_dec(&xf->nr_permits);
 out_put:
 	xpmem_segment_put(seg);
 	return ret;
@@ -74,18 +81,26 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 {
 	struct xpmem_ioc_release *arg = data;
 	struct xpmem_permit *permit;
+	int ret;
 
 	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
 		return -EINVAL;
 	if (arg->apid <= 0)
 		return -ENOENT;
 
+	if (!xa_load(&xf->permits, arg->apid))
+		return -ENOENT;
+	/*
+	 * As in every XPMEM: releasing a permit detaches what it attached.
+	 * First, so that a failed unmap leaves the permit for another try.
+	 */
+	ret = xpmem_detach_permit(xf, arg->apid);
+	if (ret)
+		return ret;
 	permit = xa_erase(&xf->permits, arg->apid);
 	if (!permit)
-		return -ENOENT;
-	/* As in every XPMEM: releasing a permit detaches what it attached. */
-	xpmem_detach_permit(xf, permit->apid);
-	xpmem_permit_free(permit);
+		return -ENOENT;		/* another thread released it */
+	xpmem_permit_free(xf, permit);
 	return 0;
 }
 
@@ -97,7 +112,7 @@ void xpmem_file_release_permits(struct xpmem_file *xf)
 
 	xa_for_each(&xf->permits, apid, permit) {
 		xa_erase(&xf->permits, apid);
-		xpmem_permit_free(permit);
+		xpmem_permit_free(xf, permit);
 	}
 	xa_destroy(&xf->permits);
 }

@@ -24,18 +24,19 @@
 
 #include "xpmem_internal.h"
 
-/* segid -> struct xpmem_segment; holds one reference per entry. */
-static DEFINE_XARRAY(xpmem_segments);
+/*
+ * segid -> struct xpmem_segment; holds one reference per entry. Its nodes
+ * are charged to the memcg of whoever made the segment that needed them.
+ */
+static DEFINE_XARRAY_FLAGS(xpmem_segments, XA_FLAGS_ACCOUNT);
 
 static void xpmem_segment_free(struct kref *ref)
 {
 	struct xpmem_segment *seg = container_of(ref, struct xpmem_segment, ref);
 
-	/* No attachment maps the files any more: each VMA held a reference. */
-	if (seg->file_ro)
-		fput(seg->file_ro);
-	if (seg->file_rw)
-		fput(seg->file_rw);
+	/* No attachment is left: each one held a reference. */
+	if (seg->inode)
+		iput(seg->inode);
 	mmdrop(seg->mm);
 	put_user_ns(seg->user_ns);
 	xpmem_stat_dec(XPMEM_STAT_SEGMENTS_ALIVE);
@@ -108,8 +109,11 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	ret = xpmem_make_check(arg, &size);
 	if (ret)
 		return ret;
+	/* A cheap early refusal; the count is settled under xf->lock below. */
+	if (READ_ONCE(xf->nr_segments) >= xpmem_max_segments)
+		return -ENOSPC;
 
-	seg = kzalloc(sizeof(*seg), GFP_KERNEL);
+	seg = kzalloc(sizeof(*seg), GFP_KERNEL_ACCOUNT);
 	if (!seg)
 		return -ENOMEM;
 	kref_init(&seg->ref);
@@ -124,11 +128,9 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	mmgrab(seg->mm);
 	mutex_init(&seg->lock);
 	seg->attached = RB_ROOT_CACHED;
-	spin_lock_init(&seg->pending_lock);
-	INIT_LIST_HEAD(&seg->pending);
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_ALIVE);
 
-	ret = xpmem_segment_files(seg);
+	ret = xpmem_segment_inode(seg);
 	if (ret)
 		goto out_put;
 	/* Both may take mmap_write_lock to register with the mm. */
@@ -143,10 +145,14 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	}
 
 	mutex_lock(&xf->lock);
-	ret = xpmem_xa_insert_random(&xpmem_segments, seg, &segid);
+	if (xf->nr_segments >= xpmem_max_segments)
+		ret = -ENOSPC;
+	else
+		ret = xpmem_xa_insert_random(&xpmem_segments, seg, &segid);
 	if (!ret) {
 		seg->segid = segid;
 		list_add(&seg->owner_node, &xf->segments);
+		xf->nr_segments++;
 	}
 	mutex_unlock(&xf->lock);
 
@@ -170,6 +176,7 @@ static void xpmem_segment_unlink(struct xpmem_segment *seg)
 	lockdep_assert_held(&seg->owner->lock);
 	xa_erase(&xpmem_segments, seg->segid);
 	list_del(&seg->owner_node);
+	seg->owner->nr_segments--;
 	WRITE_ONCE(seg->owner, NULL);
 }
 

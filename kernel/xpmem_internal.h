@@ -5,16 +5,21 @@
  * Objects and lifetimes:
  *  - struct xpmem_file: one per open of /dev/xpmem, bound to the opener's
  *    mm. Freed when the file is released. It owns the segments made and the
- *    permits got through it.
+ *    permits got through it, at most xpmem_max_segments and
+ *    xpmem_max_permits of each (module parameters; ENOSPC beyond).
+ *    Everything a user can make us allocate is charged to the user's memcg
+ *    (GFP_KERNEL_ACCOUNT, XA_FLAGS_ACCOUNT; the pseudo files, dentries and
+ *    inodes come from accounted caches).
  *  - struct xpmem_segment: an exported range. Reference counted (kref); the
  *    global segment table holds one reference until the segment is removed,
  *    each permit holds one. Looked up under RCU with kref_get_unless_zero()
  *    and freed after a grace period.
  *  - struct xpmem_permit: an access permit, in its xpmem_file's table only.
- *  - struct xpmem_attachment: one per XPMEM_IOC_ATTACH, shared by the VMA
- *    pieces it is split into (vm_ops open/close count them). Holds a
- *    segment reference. Its VMAs map the segment's own pseudo file, so the
- *    segment's address_space (i_mmap) finds every attacher's VMA.
+ *  - struct xpmem_attachment: one per XPMEM_IOC_ATTACH (kref). Its pseudo
+ *    file (fs.c) holds a reference, and so does each VMA piece it is split
+ *    into (vm_ops open/close); it holds a segment reference. The file is
+ *    on the segment's inode, so the segment's address_space (i_mmap) finds
+ *    every attacher's VMA.
  *
  *  - struct xpmem_exporter (exporter.c): one per exporting mm, found with
  *    mmu_notifier_get(); lists that mm's segments.
@@ -27,8 +32,7 @@
  *                           close, which add and remove seg->attached)
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
  *   xpmem_exporter.lock  -> xpmem_segment.lock
- *   xpmem_segment.pending_lock, xpmem_zappers_lock (spinlocks): innermost,
- *                           nothing is taken inside them
+ *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
  * no driver lock is held across vm_mmap() or vm_munmap().
@@ -65,8 +69,14 @@ struct xpmem_file {
 	struct mm_struct *mm;		/* the opener's; mmgrab()ed */
 	struct mutex lock;		/* segments list, and teardown */
 	struct list_head segments;	/* made through this file */
+	unsigned int nr_segments;	/* on @segments, under @lock */
 	struct xarray permits;		/* apid -> struct xpmem_permit */
+	atomic_t nr_permits;		/* in @permits, or being added */
 };
+
+/* main.c: module parameters, the bounds of one xpmem_file. */
+extern unsigned int xpmem_max_segments;
+extern unsigned int xpmem_max_permits;
 
 struct xpmem_segment {
 	struct kref ref;
@@ -94,12 +104,8 @@ struct xpmem_segment {
 	/* The exporting mm's context (exporter.c), and our place in it. */
 	struct xpmem_exporter *exporter;
 	struct list_head exporter_node;
-	/* Pseudo files on one inode: attachments map one of them. */
-	struct file *file_rw;
-	struct file *file_ro;
-	/* Attaches between XPMEM_IOC_ATTACH and our ->mmap (see attach.c). */
-	spinlock_t pending_lock;
-	struct list_head pending;
+	/* Attachments map pseudo files on this inode (fs.c). */
+	struct inode *inode;
 	/* Credentials of the creator, for XPMEM_IOC_GET. */
 	kuid_t uid;
 	kgid_t gid;
@@ -114,15 +120,20 @@ struct xpmem_permit {
 	struct xpmem_segment *seg;	/* holds a reference */
 };
 
+/* xpmem_attachment.flags */
+#define XPMEM_ATT_MAPPED	0	/* its one ->mmap ran: in seg->attached */
+
 struct xpmem_attachment {
 	struct kref ref;
+	unsigned long flags;
 	struct xpmem_segment *seg;	/* holds a reference */
 	struct xpmem_file *xf;		/* identity only: never dereferenced */
 	u64 apid;			/* the permit it was made through */
 	/*
 	 * Segment offsets [start, last] (bytes) that the attach mapped: every
 	 * VMA piece of it maps inside them. In seg->attached from our ->mmap
-	 * until the last piece is closed, after its PTEs are gone.
+	 * until the attachment is freed, after its last piece and its file
+	 * are gone, so after its PTEs.
 	 */
 	struct interval_tree_node it;
 };
@@ -143,7 +154,8 @@ void xpmem_exporter_exit(void);
 /* fs.c: the pseudo filesystem that gives each segment an address_space */
 int xpmem_fs_init(void);
 void xpmem_fs_exit(void);
-int xpmem_segment_files(struct xpmem_segment *seg);
+int xpmem_segment_inode(struct xpmem_segment *seg);
+struct file *xpmem_attachment_file(struct xpmem_attachment *att, bool writable);
 
 /* notifier.c */
 extern const struct mmu_interval_notifier_ops xpmem_segment_notifier_ops;
@@ -162,8 +174,9 @@ void xpmem_zap_end(struct xpmem_zapper *z);
 /* attach.c */
 int xpmem_ioc_attach(struct xpmem_file *xf, void *data);
 int xpmem_ioc_detach(struct xpmem_file *xf, void *data);
-int xpmem_segment_mmap(struct file *file, struct vm_area_struct *vma);
-void xpmem_detach_permit(struct xpmem_file *xf, u64 apid);
+int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma);
+void xpmem_attachment_put(struct xpmem_attachment *att);
+int xpmem_detach_permit(struct xpmem_file *xf, u64 apid);
 
 /* permit.c */
 int xpmem_ioc_get(struct xpmem_file *xf, void *data);
@@ -191,7 +204,7 @@ static inline int xpmem_xa_insert_random(struct xarray *xa, void *entry, u64 *id
 
 	do {
 		*id = xpmem_random_id();
-		ret = xa_insert(xa, *id, entry, GFP_KERNEL);
+		ret = xa_insert(xa, *id, entry, GFP_KERNEL_ACCOUNT);
 	} while (ret == -EBUSY);
 	return ret;
 }
@@ -208,6 +221,8 @@ enum xpmem_stat {
 	XPMEM_STAT_FAULTS,
 	XPMEM_STAT_FAULT_RETRIES,
 	XPMEM_STAT_FAULT_SIGBUS,
+	XPMEM_STAT_FAULT_SOURCE_BUSY,
+	XPMEM_STAT_WRITE_UPGRADES,
 	XPMEM_STAT_PAGES_MAPPED,
 	XPMEM_STAT_INVALIDATIONS,
 	XPMEM_STAT_INV_UNMAP,

@@ -66,17 +66,18 @@
 
 /*
  * xpmem_ioc_attach.flags: map every page of the attachment before
- * returning (faulting in the exporter's pages that are not present), so
- * that the first touches cost no faults. Holes are skipped, not an error.
+ * returning (faulting in the exporter's pages that are not present),
+ * read-only, so that the first reads cost no faults; the first write to a
+ * page still does. Holes are skipped, not an error.
  */
 #define XPMEM_ATTACH_POPULATE	(1U << 0)
 #define XPMEM_ATTACH_FLAGS	XPMEM_ATTACH_POPULATE
 
 /*
- * errno of every command issued on a descriptor by a process other than the
- * one that opened it (a child after fork, or a process that received the
- * descriptor). The driver binds each open to the opener's address space;
- * libxpmem reacts by opening the device again.
+ * errno of every command but XPMEM_IOC_INFO issued on a descriptor by a
+ * process other than the one that opened it (a child after fork, or a
+ * process that received the descriptor). The driver binds each open to the
+ * opener's address space; libxpmem reacts by opening the device again.
  */
 #define XPMEM_ERRNO_NOPROC	2004
 
@@ -135,7 +136,10 @@ struct xpmem_ioc_info {
  *
  * Errors: EINVAL (alignment, zero size, vaddr + size beyond task_size or
  * overflowing, unknown permit_type, mode bits outside 0777, flags or
- * reserved non-zero), ENOMEM, XPMEM_ERRNO_NOPROC.
+ * reserved non-zero), ENOSPC (the descriptor already has max_segments
+ * segments, a module parameter, 65536 by default), ENOMEM,
+ * XPMEM_ERRNO_NOPROC. The segment's memory is charged to the caller's
+ * memory cgroup.
  */
 struct xpmem_ioc_make {
 	__u64 vaddr;
@@ -183,7 +187,10 @@ struct xpmem_ioc_remove {
  *
  * Errors: ENOENT (no such segment, or it was removed), EACCES (the segment's
  * mode does not grant @access to the caller, who lacks CAP_IPC_OWNER in the
- * creator's user namespace), EINVAL, ENOMEM, XPMEM_ERRNO_NOPROC.
+ * creator's user namespace), EINVAL, ENOSPC (the descriptor already holds
+ * max_permits permits, a module parameter, 65536 by default), ENOMEM,
+ * XPMEM_ERRNO_NOPROC. The permit's memory is charged to the caller's memory
+ * cgroup.
  */
 struct xpmem_ioc_get {
 	__s64 segid;
@@ -204,11 +211,12 @@ struct xpmem_ioc_get {
  * @reserved: (in) must be 0.
  *
  * Unmaps the caller's attachments made through the permit, as
- * XPMEM_IOC_DETACH does. Attachments still mapped when the descriptor is
- * closed stay valid until unmapped or until their segment goes away.
+ * XPMEM_IOC_DETACH does, and only then drops the permit. Attachments still
+ * mapped when the descriptor is closed stay valid until unmapped or until
+ * their segment goes away.
  *
- * Errors: ENOENT (no such permit on this descriptor), EINVAL,
- * XPMEM_ERRNO_NOPROC.
+ * Errors: ENOENT (no such permit on this descriptor), EINVAL, the errors of
+ * munmap(2) (ENOMEM, EINTR: the permit is kept), XPMEM_ERRNO_NOPROC.
  */
 struct xpmem_ioc_release {
 	__s64 apid;
@@ -234,19 +242,30 @@ struct xpmem_ioc_release {
  * @reserved: (in)  must be 0.
  *
  * The mapping is MAP_SHARED, readable, and writable only for an
- * XPMEM_RDWR permit; it is never inherited by fork(). Loads and stores reach
+ * XPMEM_RDWR permit; it is never inherited by fork() (VM_DONTCOPY, and
+ * madvise(MADV_DOFORK) on it fails with EINVAL). Loads and stores reach
  * whatever the exporter's page tables map at the same place *now*: when the
  * exporter's mapping changes (munmap, mremap, MADV_DONTNEED, mprotect, COW,
  * migration, reclaim, ...), the attachment follows. Nothing stays pinned.
+ * A store through the attachment dirties the exporter's page, as the
+ * exporter's own store would, so reclaim and writeback keep it.
  * A touch of a page the exporter has no mapping for, a write to a page the
  * exporter may not write, or any touch after the segment is removed or its
- * exporter's address space is gone, raises SIGBUS.
+ * exporter's address space is gone, raises SIGBUS. So does a touch of
+ * memory that get_user_pages() refuses to the same process (what
+ * process_vm_readv() and /proc/PID/mem would refuse): memfd_secret memory,
+ * VM_IO and VM_PFNMAP mappings (another attachment among them), mappings
+ * without PROT_READ. remap_file_pages() on an attachment fails with EPERM,
+ * after the kernel has unmapped the range.
  *
  * Errors: ENOENT (no such permit on this descriptor, or its segment was
- * removed), EINVAL (size 0, range beyond the segment or overflowing,
- * unaligned @vaddr, unknown flags, reserved non-zero), ENOMEM, EINTR (a
- * fatal signal during XPMEM_ATTACH_POPULATE; the mapping stays), and the
- * errors of mmap(2), XPMEM_ERRNO_NOPROC.
+ * removed, also while XPMEM_ATTACH_POPULATE ran), EINVAL (size 0, range
+ * beyond the segment or overflowing, unaligned @vaddr, unknown flags,
+ * reserved non-zero), ENOMEM (also at vm.max_map_count), ENFILE (the
+ * system's file table is full: each attachment is a file), EINTR (a fatal
+ * signal during XPMEM_ATTACH_POPULATE), and the errors of mmap(2),
+ * XPMEM_ERRNO_NOPROC. When XPMEM_ATTACH_POPULATE fails, the mapping is
+ * removed again and nothing is returned.
  */
 struct xpmem_ioc_attach {
 	__s64 apid;
@@ -271,7 +290,7 @@ struct xpmem_ioc_attach {
  * attachments made through it.
  *
  * Errors: EINVAL (@vaddr is not inside an attachment, flags or reserved
- * non-zero), XPMEM_ERRNO_NOPROC.
+ * non-zero), the errors of munmap(2) (ENOMEM, EINTR), XPMEM_ERRNO_NOPROC.
  */
 struct xpmem_ioc_detach {
 	__u64 vaddr;

@@ -518,16 +518,17 @@ START_TEST(faults_are_batched)
 END_TEST
 
 /*
- * XPMEM_ATTACH_POPULATE maps everything up front: reading and writing the
- * buffer afterwards costs no fault. As in faults_are_batched, NUMA
- * balancing may zap a page at any moment, so up to 10 tries must give one
- * clean measurement.
+ * XPMEM_ATTACH_POPULATE maps everything up front, read-only: reading the
+ * buffer afterwards costs no fault, and writing it one upgrade per page
+ * (a page is writable only once a write has dirtied it). As in
+ * faults_are_batched, NUMA balancing may zap a page at any moment, so up
+ * to 10 tries must give one clean measurement.
  */
 START_TEST(populate_maps_everything_at_attach)
 {
 	struct xpmem_ioc_info info;
 	struct xpmem_addr addr;
-	long faults = 0, mapped = 0;
+	long faults = 0, mapped = 0, upgrades = 0;
 	int clean = 0;
 	struct peer p;
 
@@ -537,7 +538,7 @@ START_TEST(populate_maps_everything_at_attach)
 	addr.apid = xpmem_get(p.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	addr.offset = (off_t)(uintptr_t)p.buf;
 	for (int attempt = 0; attempt < 10 && !clean; attempt++) {
-		long m0 = xtest_stat("pages_mapped"), f0;
+		long m0 = xtest_stat("pages_mapped"), f0, u0;
 		unsigned char *a;
 
 		/* Fresh pages in the exporter, written (so writable) by it. */
@@ -548,14 +549,17 @@ START_TEST(populate_maps_everything_at_attach)
 		mapped = xtest_stat("pages_mapped") - m0;
 		f0 = xtest_stat("faults");
 		ck_assert(xtest_all_bytes_are(a, LEN, 0x1a));
-		memset(a, 0x1b, LEN);
 		faults = xtest_stat("faults") - f0;
+		u0 = xtest_stat("write_upgrades");
+		memset(a, 0x1b, LEN);
+		upgrades = xtest_stat("write_upgrades") - u0;
 		ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x1b), 1);
-		clean = mapped >= (long)(LEN / 4096) && faults == 0;
+		clean = mapped >= (long)(LEN / 4096) && faults == 0 &&
+			upgrades == (long)(LEN / 4096);
 		ck_assert_int_eq(xpmem_detach(a), 0);
 	}
-	ck_assert_msg(clean, "last try: populate mapped %ld pages, then %ld fault(s)",
-		      mapped, faults);
+	ck_assert_msg(clean, "last try: populate mapped %ld pages, then %ld fault(s) "
+		      "reading and %ld upgrade(s) writing", mapped, faults, upgrades);
 	peer_stop(&p);
 }
 END_TEST
