@@ -163,7 +163,9 @@ void *xpmem_ext_attach(struct xpmem_addr addr, size_t size, void *vaddr, unsigne
  * xpmem_detach() - unmap the attachment that contains @vaddr.
  *
  * Any address inside the attachment will do. Returns 0, or -1 with errno
- * EINVAL if @vaddr is not inside an attachment of this process.
+ * EINVAL if @vaddr is not inside an attachment of this process, or an
+ * error of munmap(2) (ENOMEM, EINTR); then the part at @vaddr is still
+ * mapped, and the call can be repeated.
  */
 int xpmem_detach(void *vaddr);
 

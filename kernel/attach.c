@@ -69,7 +69,6 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/error-injection.h>
 #include <linux/file.h>
 #include <linux/hmm.h>
 #include <linux/magic.h>
@@ -78,6 +77,7 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/userfaultfd_k.h>
 
 #include "xpmem_internal.h"
 
@@ -138,15 +138,13 @@ static int xpmem_prepopulate_pte(pte_t *pte, unsigned long addr, void *data)
 
 /*
  * Is the exporter's mmap_lock taken by someone else? Takes it for reading
- * if not. A function of its own so that fault injection (fail_function)
- * can make it busy, which sends faults down their retry paths.
+ * if not. Fault injection makes it busy, which sends faults down their
+ * retry paths.
  */
-static noinline bool xpmem_source_busy(struct mm_struct *src)
+static bool xpmem_source_busy(struct mm_struct *src)
 {
-	return !mmap_read_trylock(src);
+	return xpmem_should_fail() || !mmap_read_trylock(src);
 }
-
-ALLOW_ERROR_INJECTION(xpmem_source_busy, TRUE);
 
 /*
  * Lock the exporter's mm for reading, or tell the caller what to return.
@@ -200,13 +198,13 @@ static unsigned long xpmem_source_addr(struct vm_area_struct *vma, unsigned long
 	return att->seg->start + (vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
 }
 
-/* hmm_range_fault(), as a function of ours for fault injection. */
-static noinline int xpmem_hmm_range_fault(struct hmm_range *range)
+/* hmm_range_fault(); fault injection makes it see a racing invalidation. */
+static int xpmem_hmm_range_fault(struct hmm_range *range)
 {
+	if (xpmem_should_fail())
+		return -EBUSY;
 	return hmm_range_fault(range);
 }
-
-ALLOW_ERROR_INJECTION(xpmem_hmm_range_fault, ERRNO);
 
 /*
  * Insert the window's PFNs. Called under seg->lock with a fresh sequence;
@@ -265,16 +263,22 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
  * of memory too, into -EFAULT. Returns 0, -ENOMEM, or -EFAULT (SIGBUS).
  * Under the exporter's mmap_lock, which it never drops.
  */
-static noinline int xpmem_fault_in(struct mm_struct *src, unsigned long addr, bool write)
+static int xpmem_fault_in(struct mm_struct *src, unsigned long addr, bool write)
 {
 	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
 
+	if (xpmem_should_fail())
+		return -ENOMEM;
 	if (src != current->mm)
 		flags |= FAULT_FLAG_REMOTE;
 	return fixup_user_fault(src, addr, flags, NULL);
 }
 
-ALLOW_ERROR_INJECTION(xpmem_fault_in, ERRNO);
+/* Does snapshot entry @hpfn give the access asked for? */
+static bool xpmem_pfn_usable(unsigned long hpfn, bool write)
+{
+	return (hpfn & HMM_PFN_VALID) && (!write || (hpfn & HMM_PFN_WRITE));
+}
 
 /*
  * The mapping half of a fault, under the exporter's mmap_lock: vet the
@@ -295,6 +299,7 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	unsigned long src_start, src_end, npages, fault_idx, timeout;
 	struct hmm_range range = {};
 	struct vm_area_struct *evma;
+	bool may_fault;
 	vm_fault_t ret;
 	int err;
 
@@ -316,7 +321,15 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	range.end = src_start + (npages << PAGE_SHIFT);
 	range.hmm_pfns = pfns;
 	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
-	range.default_flags = mode == XPMEM_FAULT_POPULATE ? HMM_PFN_REQ_FAULT : 0;
+	/*
+	 * A userfaultfd range is faulted in by its monitor, for which a fault
+	 * must be able to drop the lock and wait (FAULT_FLAG_ALLOW_RETRY). We
+	 * may not wait there with the attacher's lock held, so we only map
+	 * what is present and refuse the rest, without calling into
+	 * handle_userfault().
+	 */
+	may_fault = !userfaultfd_armed(evma);
+	range.default_flags = mode == XPMEM_FAULT_POPULATE && may_fault ? HMM_PFN_REQ_FAULT : 0;
 	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	for (;;) {
 		if (time_after(jiffies, timeout) || fatal_signal_pending(current)) {
@@ -331,10 +344,12 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		 * faulting; populate faults the whole window in one walk.
 		 */
 		err = 0;
-		if (mode != XPMEM_FAULT_POPULATE)
+		if (mode != XPMEM_FAULT_POPULATE && may_fault)
 			err = xpmem_fault_in(src, src_addr, write);
 		if (!err)
 			err = xpmem_hmm_range_fault(&range);
+		if (!err && !may_fault && !xpmem_pfn_usable(pfns[fault_idx], write))
+			err = -EFAULT;
 		if (err == -EBUSY) {
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;
@@ -610,7 +625,7 @@ static int xpmem_attach_range(const struct xpmem_ioc_attach *arg, u64 seg_size,
 }
 
 static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *att,
-				u64 apid);
+				u64 apid, unsigned long keep);
 
 int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 {
@@ -675,7 +690,7 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 		ret = xpmem_populate(att, addr, addr + len);
 		if (ret) {
 			/* Fail whole: the caller never learns the address. */
-			xpmem_unmap_matching(xf, att, 0);
+			xpmem_unmap_matching(xf, att, 0, 0);
 			goto out_put;
 		}
 	}
@@ -698,9 +713,12 @@ static bool xpmem_vma_matches(struct vm_area_struct *vma, struct xpmem_file *xf,
 /*
  * Unmap the VMAs of the current mm that match: each piece of attachment
  * @att, or (att NULL) each piece of every attachment made through @xf's
- * permit @apid. One piece at a time: found under mmap_read_lock, unmapped
- * after it is dropped (vm_munmap() takes the lock itself), so nothing is
- * allocated and there is nothing to fail but the unmap.
+ * permit @apid. The piece that contains @keep (if any) goes last, so that
+ * when an unmap fails, the caller's address still finds what is left and
+ * the same call can be made again. One piece at a time: found under
+ * mmap_read_lock, unmapped after it is dropped (vm_munmap() takes the lock
+ * itself), so nothing is allocated and there is nothing to fail but the
+ * unmap.
  *
  * Between the look-up and the unmap another thread of the caller can unmap
  * that piece itself and map something else in its place, which we would
@@ -710,10 +728,10 @@ static bool xpmem_vma_matches(struct vm_area_struct *vma, struct xpmem_file *xf,
  * a double unmap that the caller could as well make with two munmap()s.
  */
 static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *att,
-				u64 apid)
+				u64 apid, unsigned long keep)
 {
 	struct mm_struct *mm = current->mm;
-	unsigned long from = 0, start = 0, len = 0;
+	unsigned long from = 0, start = 0, len;
 	struct vm_area_struct *vma;
 	int ret;
 
@@ -724,11 +742,21 @@ static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *
 		if (mmap_read_lock_killable(mm))
 			return -EINTR;
 		for_each_vma(vmi, vma) {
-			if (xpmem_vma_matches(vma, xf, att, apid)) {
+			if (!xpmem_vma_matches(vma, xf, att, apid) ||
+			    (keep >= vma->vm_start && keep < vma->vm_end))
+				continue;
+			start = vma->vm_start;
+			len = vma->vm_end - vma->vm_start;
+			break;
+		}
+		if (!len && keep) {
+			/* Only the piece at @keep is left, if it matches. */
+			vma = vma_lookup(mm, keep);
+			if (vma && xpmem_vma_matches(vma, xf, att, apid)) {
 				start = vma->vm_start;
 				len = vma->vm_end - vma->vm_start;
-				break;
 			}
+			keep = 0;
 		}
 		mmap_read_unlock(mm);
 		if (!len)
@@ -742,7 +770,7 @@ static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *
 
 int xpmem_detach_permit(struct xpmem_file *xf, u64 apid)
 {
-	return xpmem_unmap_matching(xf, NULL, apid);
+	return xpmem_unmap_matching(xf, NULL, apid, 0);
 }
 
 int xpmem_ioc_detach(struct xpmem_file *xf, void *data)
@@ -767,7 +795,7 @@ int xpmem_ioc_detach(struct xpmem_file *xf, void *data)
 	if (!att)
 		return -EINVAL;
 
-	ret = xpmem_unmap_matching(xf, att, 0);
+	ret = xpmem_unmap_matching(xf, att, 0, arg->vaddr);
 	xpmem_attachment_put(att);
 	return ret;
 }

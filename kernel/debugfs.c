@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * debugfs.c - /sys/kernel/debug/xpmem/stats: counters for tests and tools.
+ * debugfs.c - /sys/kernel/debug/xpmem/stats: counters for tests and tools;
+ * xpmem/fail/: the driver's own fault injection, on kernels that have it.
  *
  * "*_alive" counts objects that exist now; the test suite checks that they
  * are back to zero after each test program (the leak check). The others
@@ -10,6 +11,7 @@
 
 #include <linux/atomic.h>
 #include <linux/debugfs.h>
+#include <linux/fault-inject.h>
 #include <linux/seq_file.h>
 
 #include "xpmem_internal.h"
@@ -74,11 +76,28 @@ static int stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(stats);
 
+#ifdef CONFIG_FAULT_INJECTION
+/*
+ * The driver's own failure points (xpmem_should_fail() callers in
+ * attach.c), driven like failslab: by /proc/<tid>/fail-nth, or by the
+ * knobs in xpmem/fail/ (probability, times, ...). Off unless asked.
+ */
+static DECLARE_FAULT_ATTR(xpmem_fail_attr);
+
+bool xpmem_should_fail(void)
+{
+	return should_fail(&xpmem_fail_attr, 1);
+}
+#endif
+
 /* debugfs is optional: failures here only lose the counters' file. */
 void xpmem_debugfs_init(void)
 {
 	xpmem_debugfs_dir = debugfs_create_dir("xpmem", NULL);
 	debugfs_create_file("stats", 0444, xpmem_debugfs_dir, NULL, &stats_fops);
+#ifdef CONFIG_FAULT_INJECTION_DEBUG_FS
+	fault_create_debugfs_attr("fail", xpmem_debugfs_dir, &xpmem_fail_attr);
+#endif
 }
 
 void xpmem_debugfs_exit(void)

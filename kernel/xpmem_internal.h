@@ -247,6 +247,19 @@ void xpmem_stat_add(enum xpmem_stat stat, long n);
 void xpmem_debugfs_init(void);
 void xpmem_debugfs_exit(void);
 
+/*
+ * Should this failure point fail now? Only on kernels with
+ * CONFIG_FAULT_INJECTION, when asked to (debugfs.c).
+ */
+#ifdef CONFIG_FAULT_INJECTION
+bool xpmem_should_fail(void);
+#else
+static inline bool xpmem_should_fail(void)
+{
+	return false;
+}
+#endif
+
 /* Reserved fields of an ioctl argument must be zero. */
 #define xpmem_reserved_zero(arr) (!memchr_inv((arr), 0, sizeof(arr)))
 

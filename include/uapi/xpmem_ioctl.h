@@ -291,6 +291,8 @@ struct xpmem_ioc_attach {
  *
  * Errors: EINVAL (@vaddr is not inside an attachment, flags or reserved
  * non-zero), the errors of munmap(2) (ENOMEM, EINTR), XPMEM_ERRNO_NOPROC.
+ * After a munmap error, other parts of the attachment may be unmapped
+ * already, but the part at @vaddr is not: the same call can be repeated.
  */
 struct xpmem_ioc_detach {
 	__u64 vaddr;
