@@ -1,0 +1,871 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * test_hardening.c - the defects of issue 11, each written as an attacker
+ * (or an unlucky MPI job) would trigger it. Every test here failed, hung or
+ * made the kernel report on the driver before the fix it is named after;
+ * docs/security.md lists which invariant each one holds.
+ *
+ * Needs the module. Tests that need root (a memory cgroup, module
+ * parameters) are skipped, with the reason, in the unprivileged pass.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xpmem.h"
+#include "xtest.h"
+
+#define PAGE 4096UL
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+/* Export the whole address space and attach [buf, buf + len) of it. */
+static unsigned char *attach_self_mode(void *buf, size_t len, int access)
+{
+	xpmem_segid_t segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	struct xpmem_addr addr;
+	unsigned char *a;
+
+	ck_assert_int_gt(segid, 0);
+	addr.apid = xpmem_get(segid, access, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)buf;
+	a = xpmem_attach(addr, len, NULL);
+	ck_assert(a != (void *)-1);
+	return a;
+}
+
+static unsigned char *attach_self(void *buf, size_t len)
+{
+	return attach_self_mode(buf, len, XPMEM_RDWR);
+}
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert(p != MAP_FAILED);
+	return p;
+}
+
+/* ------------------------------------------------------------------------
+ * Defect 1: ->pfn_mkwrite returned VM_FAULT_RETRY when the exporter's
+ * mmap_lock was busy. The core mm then unlocked a lock it no longer held
+ * (WARNING in kernel/locking/rwsem.c) and the attacher hung.
+ */
+
+struct churn {
+	unsigned char *buf;
+	size_t len;
+	atomic_int stop;
+};
+
+/* Keep the exporter's mmap_lock busy for writing, and drop its pages. */
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		void *x = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (x != MAP_FAILED)
+			munmap(x, 1 << 16);
+		madvise(c->buf, c->len, MADV_DONTNEED);
+	}
+	return NULL;
+}
+
+/* An exporter child that churns until its stdin closes. */
+static pid_t churning_exporter(int *segid_fd, int *stop_fd, size_t len)
+{
+	int out[2], in[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(out), 0);
+	ck_assert_int_eq(pipe(in), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct churn c = { .len = len };
+		pthread_t t[2];
+		xpmem_segid_t segid;
+		char byte;
+
+		c.buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+		if (c.buf == MAP_FAILED || segid < 0 ||
+		    write(out[1], &segid, sizeof(segid)) != sizeof(segid) ||
+		    write(out[1], &c.buf, sizeof(c.buf)) != sizeof(c.buf))
+			_exit(1);
+		for (int i = 0; i < 2; i++)
+			if (pthread_create(&t[i], NULL, churn_thread, &c))
+				_exit(2);
+		(void)!read(in[0], &byte, 1);
+		atomic_store(&c.stop, 1);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		_exit(0);
+	}
+	close(out[1]);
+	close(in[0]);
+	*segid_fd = out[0];
+	*stop_fd = in[1];
+	return pid;
+}
+
+START_TEST(read_then_write_under_exporter_mmap_churn)
+{
+	const size_t len = 16 * PAGE;
+	long upgrades = xtest_stat("write_upgrades");
+	long busy = xtest_stat("fault_source_busy");
+	int segid_fd, stop_fd, status;
+	unsigned char *remote, *a;
+	xpmem_segid_t segid;
+	struct xpmem_addr addr;
+	pid_t pid;
+	time_t end;
+	long rounds = 0;
+
+	pid = churning_exporter(&segid_fd, &stop_fd, len);
+	ck_assert_int_eq(read(segid_fd, &segid, sizeof(segid)), sizeof(segid));
+	ck_assert_int_eq(read(segid_fd, &remote, sizeof(remote)), sizeof(remote));
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)remote;
+	a = xpmem_attach(addr, len, NULL);
+	ck_assert(a != (void *)-1);
+
+	/*
+	 * A read maps the page read-only (often the zero page, after the
+	 * exporter's DONTNEED); the write after it goes through ->pfn_mkwrite
+	 * while the exporter's threads hold its mmap_lock for writing.
+	 */
+	end = time(NULL) + 8;
+	while (time(NULL) < end) {
+		for (size_t i = 0; i < len; i += PAGE) {
+			volatile unsigned char *p = a + i;
+
+			(void)*p;
+			*p = 0x77;
+		}
+		rounds++;
+	}
+	ck_assert_int_eq(write(stop_fd, "x", 1), 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_gt(rounds, 0);
+	/* The path under test was taken, and under contention. */
+	ck_assert_int_gt(xtest_stat("write_upgrades"), upgrades);
+	ck_assert_int_gt(xtest_stat("fault_source_busy"), busy);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 2: after the retry path dropped the attacher's mmap_lock and slept
+ * on the exporter's, it read the segment again, which the attacher's other
+ * thread may have freed meanwhile (detach, release, remove, an RCU grace
+ * period). KASAN on the debug kernel reports the use; elsewhere the test
+ * shows the race is survived.
+ */
+
+struct busy {
+	unsigned char *hog;
+	size_t len;
+	atomic_int stop;
+};
+
+/* Hold this mm's mmap_lock for writing, for long stretches. */
+static void *mprotect_loop(void *arg)
+{
+	struct busy *b = arg;
+
+	while (!atomic_load(&b->stop)) {
+		mprotect(b->hog, b->len, PROT_READ);
+		mprotect(b->hog, b->len, PROT_READ | PROT_WRITE);
+	}
+	return NULL;
+}
+
+struct toucher {
+	unsigned char *a;
+	size_t len;
+	atomic_int stop;
+};
+
+/*
+ * Touch the attachment from inside the kernel (copy_from_user() of a pipe
+ * write): those faults take the retry path too, and once the attachment
+ * is gone they fail with EFAULT instead of killing us.
+ */
+static void *touch_loop(void *arg)
+{
+	struct toucher *t = arg;
+	int p[2];
+	char c;
+
+	if (pipe(p))
+		return NULL;
+	while (!atomic_load(&t->stop))
+		for (size_t i = 0; i < t->len; i += PAGE)
+			if (write(p[1], t->a + i, 1) == 1)
+				(void)!read(p[0], &c, 1);
+	close(p[0]);
+	close(p[1]);
+	return NULL;
+}
+
+/*
+ * One round, in a child of the test: it exports and keeps its own
+ * mmap_lock busy; its child attaches, faults (and sleeps on that lock in
+ * the retry path) in one thread, while its main thread detaches and
+ * releases and the exporter removes the segment.
+ */
+static int retry_teardown_round(void)
+{
+	const size_t len = 64 * PAGE;
+	struct busy b = { .len = 32UL << 20 };
+	unsigned char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int to_child[2], to_parent[2], status;
+	struct xpmem_addr addr;
+	xpmem_segid_t segid;
+	pthread_t busy_thread;
+	pid_t child;
+	char c;
+
+	b.hog = mmap(NULL, b.len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (buf == MAP_FAILED || b.hog == MAP_FAILED || pipe(to_child) || pipe(to_parent))
+		return 10;
+	memset(buf, 1, len);
+	segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	if (segid < 0)
+		return 11;
+	addr.offset = (off_t)(uintptr_t)buf;
+
+	child = fork();
+	if (child < 0)
+		return 12;
+	if (child == 0) {
+		struct toucher t = { .len = len };
+		pthread_t touch_thread;
+
+		addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+		t.a = xpmem_attach(addr, len, NULL);
+		if (addr.apid < 0 || t.a == (void *)-1)
+			_exit(13);
+		if (read(to_child[0], &c, 1) != 1 ||
+		    pthread_create(&touch_thread, NULL, touch_loop, &t))
+			_exit(14);
+		usleep(20000);
+		if (xpmem_detach(t.a) || xpmem_release(addr.apid))
+			_exit(15);
+		if (write(to_parent[1], "r", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(16);
+		atomic_store(&t.stop, 1);
+		pthread_join(touch_thread, NULL);
+		_exit(0);
+	}
+	if (pthread_create(&busy_thread, NULL, mprotect_loop, &b))
+		return 17;
+	if (write(to_child[1], "g", 1) != 1 || read(to_parent[0], &c, 1) != 1)
+		return 18;
+	/* The last reference: freed after a grace period, while the
+	 * child's fault may still sleep on our lock. */
+	if (xpmem_remove(segid))
+		return 19;
+	usleep(100000);
+	atomic_store(&b.stop, 1);
+	pthread_join(busy_thread, NULL);
+	if (write(to_child[1], "s", 1) != 1 || waitpid(child, &status, 0) != child)
+		return 20;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 30 + WTERMSIG(status);
+}
+
+START_TEST(teardown_while_a_fault_waits_for_the_exporter)
+{
+	for (int round = 0; round < 6; round++) {
+		pid_t pid = fork();
+		int status;
+
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(retry_teardown_round());
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "round %d: status %#x", round, status);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 3: remap_file_pages() on a read-write attachment reached our
+ * ->mmap after the kernel had dropped what the file pointed at.
+ */
+START_TEST(remap_file_pages_on_an_attachment_is_refused)
+{
+	const size_t len = 8 * PAGE;
+	unsigned char *buf = map_anon(len), *a;
+	int fd;
+
+	memset(buf, 0x31, len);
+	/* Own descriptor, closed below: only the mapping holds the segment. */
+	fd = open("/dev/xpmem", O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	a = attach_self(buf, len);
+	ck_assert(xtest_all_bytes_are(a, len, 0x31));
+	ck_assert_int_eq(syscall(SYS_remap_file_pages, a, len, 0, 1, 0), -1);
+	ck_assert_int_eq(errno, EPERM);
+	close(fd);
+	/* The kernel unmapped the range before asking us. */
+	ck_assert_int_eq(msync(a, len, MS_ASYNC), -1);
+	ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 4: a page was mapped writable on a read fault, and a store through
+ * the attachment set only our PTE's dirty bit, which a zap throws away.
+ * Reclaim then dropped the page as clean.
+ */
+START_TEST(write_after_madv_free_survives_pageout)
+{
+	const size_t len = 16 * PAGE;
+	unsigned char *buf = map_anon(len), *a;
+
+	memset(buf, 'a', len);
+	ck_assert_int_eq(madvise(buf, len, MADV_FREE), 0);
+	a = attach_self(buf, len);
+	memset(a, 'B', len);
+	ck_assert_int_eq(madvise(buf, len, MADV_PAGEOUT), 0);
+	ck_assert_msg(xtest_all_bytes_are(buf, len, 'B'),
+		      "the exporter reads %#x: a write through the attachment was lost", buf[0]);
+}
+END_TEST
+
+START_TEST(write_after_read_of_shmem_survives_pageout)
+{
+	const size_t len = 16 * PAGE;
+	int fd = memfd_create("xpmem-test", 0);
+	unsigned char *buf, *a;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, len), 0);
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert(buf != MAP_FAILED);
+	a = attach_self(buf, len);
+	/* The read maps the page (read-only, now); then the write. */
+	ck_assert(xtest_all_bytes_are(a, len, 0));
+	memset(a, 'C', len);
+	ck_assert_int_eq(madvise(buf, len, MADV_PAGEOUT), 0);
+	ck_assert_msg(xtest_all_bytes_are(buf, len, 'C'),
+		      "the exporter reads %#x: a write through the attachment was lost", buf[0]);
+	close(fd);
+}
+END_TEST
+
+/* A read fault maps read-only, even where the exporter may write. */
+START_TEST(read_fault_maps_read_only)
+{
+	const size_t len = 4 * PAGE;
+	unsigned char *buf = map_anon(len), *a;
+	long upgrades;
+
+	memset(buf, 0x11, len);
+	a = attach_self(buf, len);
+	ck_assert(xtest_all_bytes_are(a, len, 0x11));
+	upgrades = xtest_stat("write_upgrades");
+	a[0] = 0x12;
+	ck_assert_int_eq(xtest_stat("write_upgrades"), upgrades + 1);
+	ck_assert_int_eq(buf[0], 0x12);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 5: hmm_range_fault() does not refuse secret memory, and an
+ * attachment gave another process what GUP refuses it.
+ */
+static int secret_fd(void)
+{
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447
+#endif
+	return (int)syscall(SYS_memfd_secret, 0);
+}
+
+START_TEST(secret_memory_is_not_readable_through_an_attachment)
+{
+	const size_t len = 2 * PAGE;
+	int fd = secret_fd(), status;
+	unsigned char *secret;
+	xpmem_segid_t segid;
+	pid_t pid;
+
+	ck_assert_msg(fd >= 0, "memfd_secret: %s (boot with secretmem.enable=1)", strerror(errno));
+	ck_assert_int_eq(ftruncate(fd, len), 0);
+	secret = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert(secret != MAP_FAILED);
+	memset(secret, 0x5e, len);
+	segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert_int_gt(segid, 0);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct xpmem_addr addr = {
+			.apid = xpmem_get(segid, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL),
+			.offset = (off_t)(uintptr_t)secret,
+		};
+		volatile unsigned char *a = xpmem_attach(addr, len, NULL);
+
+		if (addr.apid < 0 || a == (void *)-1)
+			_exit(2);
+		_exit(a[0] == 0x5e ? 1 : 3);	/* SIGBUS expected before this */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+		      "status %#x (exit 1: the secret was read)", status);
+}
+END_TEST
+
+/* Another attachment (a PFN mapping) and PROT_NONE are refused too. */
+START_TEST(pfn_and_prot_none_ranges_are_sigbus)
+{
+	const size_t len = 2 * PAGE;
+	unsigned char *buf = map_anon(len), *none, *a;
+	int status;
+	pid_t pid;
+
+	memset(buf, 0x21, len);
+	none = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(none != MAP_FAILED);
+	a = attach_self(buf, len);		/* a VM_PFNMAP range of ours */
+	ck_assert(xtest_all_bytes_are(a, len, 0x21));
+	for (int which = 0; which < 2; which++) {
+		unsigned char *target = which ? none : a;
+
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			/* An attachment of the attachment, or of PROT_NONE. */
+			volatile unsigned char *b = attach_self(target, len);
+
+			_exit(b[0] == 0x21 ? 1 : 2);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+			      "%s: status %#x", which ? "PROT_NONE" : "attachment", status);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 6: MADV_DOFORK cleared VM_DONTCOPY, and a child inherited the
+ * attachment.
+ */
+START_TEST(madv_dofork_is_refused)
+{
+	const size_t len = 4 * PAGE;
+	unsigned char *buf = map_anon(len), *a;
+	int status;
+	pid_t pid;
+
+	memset(buf, 0x41, len);
+	a = attach_self(buf, len);
+	ck_assert(xtest_all_bytes_are(a, len, 0x41));
+	ck_assert_int_eq(madvise(a, len, MADV_DOFORK), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		volatile unsigned char *p = a;
+
+		_exit(p[0] == 0x41 ? 1 : 2);	/* SIGSEGV expected: not mapped */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "status %#x", status);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 7: segments and permits were charged to no memory cgroup and had
+ * no bound.
+ */
+#define CG "/sys/fs/cgroup"
+#define CG_TEST CG "/xpmem-test"
+
+/* What the child in a memory cgroup reports, every 1024 permits and at the end. */
+struct permit_report {
+	long n;
+	int done, err;
+};
+
+/* Make permits until the driver refuses; report how many, and why. */
+static void make_permits(int report_fd, long cap)
+{
+	xpmem_segid_t segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	struct permit_report r = { 0 };
+
+	if (segid < 0)
+		_exit(20);
+	while (r.n < cap) {
+		if (xpmem_get(segid, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL) < 0) {
+			r.err = errno;
+			break;
+		}
+		if (++r.n % 1024 == 0 && write(report_fd, &r, sizeof(r)) != sizeof(r))
+			_exit(22);
+	}
+	r.done = 1;
+	_exit(write(report_fd, &r, sizeof(r)) == sizeof(r) ? 0 : 23);
+}
+
+START_TEST(permits_are_charged_to_the_memcg_and_bounded)
+{
+	const long cap = 400000;	/* far beyond 32 MiB if charged */
+	struct permit_report r = { .err = -1 }, got;
+	char pidbuf[32];
+	long peak;
+	int pipefd[2], status;
+	pid_t pid;
+
+	if (access(CG "/cgroup.controllers", F_OK) != 0)
+		ck_assert_int_eq(system("mount -t cgroup2 none " CG), 0);
+	(void)!xtest_write_file(CG "/cgroup.subtree_control", "+memory");
+	rmdir(CG_TEST);
+	ck_assert_int_eq(mkdir(CG_TEST, 0755), 0);
+	ck_assert_int_eq(xtest_write_file(CG_TEST "/memory.max", "32M"), 0);
+	ck_assert_int_eq(xtest_write_file(CG_TEST "/memory.swap.max", "0"), 0);
+	ck_assert_int_eq(pipe(pipefd), 0);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(pipefd[0]);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", getpid());
+		if (xtest_write_file(CG_TEST "/cgroup.procs", pidbuf))
+			_exit(21);
+		make_permits(pipefd[1], cap);
+	}
+	close(pipefd[1]);
+	/* The last report before the child stopped, by error or by a kill. */
+	while (read(pipefd[0], &got, sizeof(got)) == sizeof(got))
+		r = got;
+	close(pipefd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	peak = xtest_read_long(CG_TEST "/memory.peak");
+	rmdir(CG_TEST);
+	/*
+	 * Charged: the cgroup stopped the child well before the cap, with
+	 * ENOMEM or its OOM killer, and the permits showed in its usage.
+	 */
+	ck_assert_msg(r.n < cap, "%ld permits under a 32 MiB memory.max: not charged", r.n);
+	ck_assert_msg((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+		      (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r.done && r.err == ENOMEM),
+		      "status %#x, errno %d after %ld permits", status, r.err, r.n);
+	ck_assert_msg(peak > 16L << 20, "memory.peak %ld after %ld permits", peak, r.n);
+}
+END_TEST
+
+START_TEST(limits_give_enospc)
+{
+	const char *pp = "/sys/module/xpmem/parameters/max_permits";
+	const char *ps = "/sys/module/xpmem/parameters/max_segments";
+	long old_p = xtest_read_long(pp), old_s = xtest_read_long(ps);
+	xpmem_segid_t segid;
+	char text[32];
+	int i;
+
+	ck_assert_int_gt(old_p, 0);
+	ck_assert_int_gt(old_s, 0);
+	ck_assert_int_eq(xtest_write_file(pp, "3"), 0);
+	ck_assert_int_eq(xtest_write_file(ps, "2"), 0);
+	segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert_int_gt(segid, 0);
+	ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
+	ck_assert_int_eq(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), -1);
+	ck_assert_int_eq(errno, ENOSPC);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_gt(xpmem_get(segid, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL), 0);
+	ck_assert_int_eq(xpmem_get(segid, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL), -1);
+	ck_assert_int_eq(errno, ENOSPC);
+	/* A removed segment frees its place. */
+	ck_assert_int_eq(xpmem_remove(segid), 0);
+	ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
+	snprintf(text, sizeof(text), "%ld", old_p);
+	ck_assert_int_eq(xtest_write_file(pp, text), 0);
+	snprintf(text, sizeof(text), "%ld", old_s);
+	ck_assert_int_eq(xtest_write_file(ps, text), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 8: a fault with no FAULT_FLAG_ALLOW_RETRY (fixup_user_fault(), as
+ * for a private FUTEX_WAKE_OP) slept on the exporter's mmap_lock while
+ * holding the attacher's. Two processes attached to each other, with
+ * writers queued on both locks, deadlocked.
+ */
+struct futex_side {
+	unsigned char *own;
+	size_t len;
+	atomic_int stop;
+};
+
+static void *futex_churn(void *arg)
+{
+	struct futex_side *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		void *x = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (x != MAP_FAILED)
+			munmap(x, 1 << 16);
+		/* Our pages go, so the peer's next futex op faults again. */
+		madvise(s->own, s->len, MADV_DONTNEED);
+	}
+	return NULL;
+}
+
+static int futex_side_run(int in_fd, int out_fd)
+{
+	struct futex_side s = { .len = 4 * PAGE };
+	struct xpmem_addr addr;
+	xpmem_segid_t mine, theirs;
+	unsigned char *other, *a;
+	pthread_t thread;
+	uint32_t word = 0;
+	long ops = 0;
+	time_t end;
+	int done;
+
+	s.own = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mine = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	if (s.own == MAP_FAILED || mine < 0 ||
+	    write(out_fd, &mine, sizeof(mine)) != sizeof(mine) ||
+	    write(out_fd, &s.own, sizeof(s.own)) != sizeof(s.own) ||
+	    read(in_fd, &theirs, sizeof(theirs)) != sizeof(theirs) ||
+	    read(in_fd, &other, sizeof(other)) != sizeof(other))
+		return 2;
+	addr.apid = xpmem_get(theirs, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = (off_t)(uintptr_t)other;
+	a = xpmem_attach(addr, s.len, NULL);
+	if (addr.apid < 0 || a == (void *)-1)
+		return 3;
+	if (pthread_create(&thread, NULL, futex_churn, &s))
+		return 4;
+	end = time(NULL) + 6;
+	while (time(NULL) < end) {
+		/*
+		 * FUTEX_WAKE_OP writes *uaddr2 with page faults disabled and,
+		 * when that fails, faults it in with fixup_user_fault().
+		 */
+		syscall(SYS_futex, &word, FUTEX_WAKE_OP_PRIVATE, 1, NULL,
+			(uint32_t *)(a + (ops % 4) * PAGE), FUTEX_OP(FUTEX_OP_ADD, 1, FUTEX_OP_CMP_EQ, 0));
+		ops++;
+	}
+	atomic_store(&s.stop, 1);
+	pthread_join(thread, NULL);
+	if (write(out_fd, &ops, sizeof(ops)) != sizeof(ops) ||
+	    read(in_fd, &done, sizeof(done)) <= 0)
+		return 5;
+	return ops > 0 ? 0 : 6;
+}
+
+START_TEST(futex_on_mutual_attachments_under_churn)
+{
+	int ab[2], ba[2], status;
+	pid_t kids[2];
+
+	ck_assert_int_eq(pipe(ab), 0);
+	ck_assert_int_eq(pipe(ba), 0);
+	kids[0] = fork();
+	if (kids[0] == 0)
+		_exit(futex_side_run(ba[0], ab[1]));
+	kids[1] = fork();
+	if (kids[1] == 0)
+		_exit(futex_side_run(ab[0], ba[1]));
+	for (int k = 0; k < 2; k++) {
+		ck_assert_int_eq(waitpid(kids[k], &status, 0), kids[k]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "side %d: status %#x", k, status);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 9: each write upgrade re-ran the whole window fault and mapped
+ * about 500 pages to upgrade one.
+ */
+START_TEST(write_upgrade_maps_one_page)
+{
+	const size_t pages = 256, len = pages * PAGE;
+	unsigned char *buf = map_anon(len), *a;
+	long mapped, upgrades;
+
+	memset(buf, 0x61, len);
+	a = attach_self(buf, len);
+	ck_assert(xtest_all_bytes_are(a, len, 0x61));	/* maps read-only */
+	mapped = xtest_stat("pages_mapped");
+	upgrades = xtest_stat("write_upgrades");
+	ck_assert_int_ge(upgrades, 0);
+	for (size_t i = 0; i < len; i += PAGE)
+		a[i] = 0x62;
+	ck_assert_int_eq(xtest_stat("write_upgrades") - upgrades, (long)pages);
+	ck_assert_msg(xtest_stat("pages_mapped") - mapped <= (long)pages + 8,
+		      "%ld pages mapped to upgrade %zu", xtest_stat("pages_mapped") - mapped, pages);
+	for (size_t i = 0; i < len; i += PAGE)
+		ck_assert_int_eq(buf[i], 0x62);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Defect 10: API gaps.
+ */
+
+/* Is any part of [p, p + len) mapped? */
+static int mapped(void *p, size_t len)
+{
+	unsigned char vec[64];
+
+	ck_assert_uint_le(len / PAGE, sizeof(vec));
+	return mincore(p, len, vec) == 0;
+}
+
+struct remover {
+	xpmem_segid_t segid;
+	int ret;
+};
+
+static void *remove_soon(void *arg)
+{
+	struct remover *r = arg;
+
+	usleep(20000);
+	r->ret = xpmem_remove(r->segid);
+	return NULL;
+}
+
+/*
+ * A failed XPMEM_ATTACH_POPULATE leaves nothing mapped: the caller never
+ * learns the address, so it could never unmap it. Populating 256 MiB of
+ * holes goes page by page and takes long enough for another thread to
+ * remove the segment under it (ENOENT).
+ */
+START_TEST(failed_populate_leaves_nothing_mapped)
+{
+	const size_t len = 256UL << 20;
+	void *hole = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct remover r;
+	struct xpmem_addr addr;
+	pthread_t thread;
+	long alive;
+	void *a;
+	int err;
+
+	ck_assert(hole != MAP_FAILED);
+	ck_assert_int_eq(munmap(hole, len), 0);
+	r.segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert_int_gt(r.segid, 0);
+	addr.apid = xpmem_get(r.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)hole;
+	alive = xtest_stat("attachments_alive");
+	ck_assert_int_eq(pthread_create(&thread, NULL, remove_soon, &r), 0);
+	a = xpmem_ext_attach(addr, len, NULL, XPMEM_ATTACH_POPULATE);
+	err = errno;
+	pthread_join(thread, NULL);
+	ck_assert_int_eq(r.ret, 0);
+	ck_assert_msg(a == (void *)-1, "populating finished before the removal");
+	ck_assert_int_eq(err, ENOENT);
+	/* Nothing of it is left, in the driver or in our address space. */
+	ck_assert_int_eq(xtest_stat("attachments_alive"), alive);
+	ck_assert_int_eq(msync(hole, PAGE, MS_ASYNC), -1);
+}
+END_TEST
+
+/* RELEASE detaches first, and keeps the permit when it cannot. */
+START_TEST(release_detaches_before_it_drops_the_permit)
+{
+	const size_t len = 4 * PAGE;
+	unsigned char *buf = map_anon(len);
+	xpmem_segid_t segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	struct xpmem_addr addr;
+	unsigned char *a[3];
+
+	memset(buf, 0x71, len);
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	addr.offset = (off_t)(uintptr_t)buf;
+	for (int i = 0; i < 3; i++) {
+		a[i] = xpmem_attach(addr, len, NULL);
+		ck_assert(a[i] != (void *)-1);
+		ck_assert(xtest_all_bytes_are(a[i], len, 0x71));
+	}
+	/* Split one attachment in three pieces: all go. */
+	ck_assert_int_eq(mprotect(a[1] + PAGE, PAGE, PROT_READ), 0);
+	ck_assert_int_eq(xpmem_release(addr.apid), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert(!mapped(a[i], len));
+	ck_assert_int_eq(xpmem_release(addr.apid), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+/*
+ * One test case per defect of issue 11, named after it, so that
+ * CK_RUN_CASE=<name> runs one alone (a defect that hangs the driver before
+ * its fix would otherwise hide the cases after it).
+ */
+int main(void)
+{
+	Suite *s = suite_create("hardening");
+	TCase *tc;
+
+	tc = xtest_tcase(s, "d1_pfn_mkwrite_retry");
+	tcase_add_test(tc, read_then_write_under_exporter_mmap_churn);
+	tc = xtest_tcase(s, "d2_retry_use_after_free");
+	tcase_add_test(tc, teardown_while_a_fault_waits_for_the_exporter);
+	tc = xtest_tcase(s, "d3_remap_file_pages");
+	tcase_add_test(tc, remap_file_pages_on_an_attachment_is_refused);
+	tc = xtest_tcase(s, "d4_lost_writes");
+	tcase_add_test(tc, read_fault_maps_read_only);
+	tcase_add_test(tc, write_after_madv_free_survives_pageout);
+	tcase_add_test(tc, write_after_read_of_shmem_survives_pageout);
+	tc = xtest_tcase(s, "d5_gup_refused_memory");
+	tcase_add_test(tc, secret_memory_is_not_readable_through_an_attachment);
+	tcase_add_test(tc, pfn_and_prot_none_ranges_are_sigbus);
+	tc = xtest_tcase(s, "d6_madv_dofork");
+	tcase_add_test(tc, madv_dofork_is_refused);
+	tc = xtest_tcase(s, "d7_memcg_and_limits");
+	if (geteuid() == 0) {
+		tcase_add_test(tc, permits_are_charged_to_the_memcg_and_bounded);
+		tcase_add_test(tc, limits_give_enospc);
+	} else {
+		xtest_skip("permits_are_charged_to_the_memcg_and_bounded", "needs root (a memory cgroup)");
+		xtest_skip("limits_give_enospc", "needs root (module parameters)");
+	}
+	tc = xtest_tcase(s, "d8_lock_order");
+	tcase_add_test(tc, futex_on_mutual_attachments_under_churn);
+	tc = xtest_tcase(s, "d9_upgrade_cost");
+	tcase_add_test(tc, write_upgrade_maps_one_page);
+	tc = xtest_tcase(s, "d10_api");
+	tcase_add_test(tc, failed_populate_leaves_nothing_mapped);
+	tcase_add_test(tc, release_detaches_before_it_drops_the_permit);
+	return xtest_main("hardening", s, XTEST_NEEDS_DEVICE);
+}
