@@ -42,11 +42,18 @@
  *    the attacher's: two processes that attach each other, with a writer
  *    queued on each lock, would deadlock. We trylock it; when that fails
  *    and the fault may be retried, we drop the attacher's lock, wait for
- *    the exporter's, and return VM_FAULT_RETRY. When it may not (no
- *    FAULT_FLAG_ALLOW_RETRY, as from fixup_user_fault(); or ->pfn_mkwrite,
- *    which may not retry at all), we return VM_FAULT_NOPAGE without mapping
- *    anything, and the access is simply made again. When the exporter is
- *    the attacher itself, its lock is already held.
+ *    the exporter's, and return VM_FAULT_RETRY. ->pfn_mkwrite, which may
+ *    not retry, returns VM_FAULT_NOPAGE with its PTE emptied, so that the
+ *    access faults again through ->fault. A fault that may not be retried
+ *    at all (no FAULT_FLAG_ALLOW_RETRY: fixup_user_fault()) fails with
+ *    SIGBUS. When the exporter is the attacher itself, its lock is already
+ *    held.
+ *  - A fault never returns VM_FAULT_NOPAGE without having mapped the page
+ *    unless the access can make progress when made again: a fault taken
+ *    by a kernel user copy is simply repeated, and a task with a fatal
+ *    signal would repeat it forever. So a fatal signal ends the fault with
+ *    VM_FAULT_RETRY (lock dropped) or SIGBUS, and a faulting page that is
+ *    still not there after it was faulted in is SIGBUS.
  *  - After the attacher's lock is dropped, the VMA, and with it the
  *    attachment and the segment, may be gone: the fault touches only the
  *    exporter's mm (mmget()ed) and its own locals from then on.
@@ -150,9 +157,13 @@ static bool xpmem_source_busy(struct mm_struct *src)
  * Lock the exporter's mm for reading, or tell the caller what to return.
  * Returns 1 if we took the lock, 0 if it was already held (self-attach), or
  * a VM_FAULT_ code (negated): VM_FAULT_RETRY when the fault lock has been
- * dropped (unless FAULT_FLAG_RETRY_NOWAIT), VM_FAULT_NOPAGE when the access
- * is to be made again with the fault lock still held. @may_retry is false
- * in ->pfn_mkwrite, which must not return VM_FAULT_RETRY.
+ * dropped (unless FAULT_FLAG_RETRY_NOWAIT); in ->pfn_mkwrite (@may_retry
+ * false), which must not return VM_FAULT_RETRY, VM_FAULT_NOPAGE: it has
+ * emptied the PTE, and the access faults again through ->fault, which may
+ * wait. A fault that may not be retried at all (fixup_user_fault(), as for
+ * futexes) gets VM_FAULT_SIGBUS, its caller -EFAULT: answering
+ * VM_FAULT_NOPAGE would have such a caller (futex_wake_op()) fault again
+ * and again, in the kernel, for as long as the exporter holds its lock.
  */
 static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src, bool may_retry)
 {
@@ -161,8 +172,10 @@ static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src, bool m
 	if (!xpmem_source_busy(src))
 		return 1;
 	xpmem_stat_inc(XPMEM_STAT_FAULT_SOURCE_BUSY);
-	if (!may_retry || !(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+	if (!may_retry)
 		return -VM_FAULT_NOPAGE;
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return -VM_FAULT_SIGBUS;
 	if (!(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
 		xpmem_release_fault_lock(vmf);
 		/* Wait for the exporter's lock without holding ours. */
@@ -234,12 +247,19 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 			continue;
 		page = hmm_pfn_to_page(hpfn);
 		/*
-		 * The faulting page of a write was just faulted in for writing,
-		 * which made the exporter's PTE dirty; it still is, or the
-		 * sequence would have changed.
+		 * The faulting page of a write was faulted in for writing,
+		 * which dirties the exporter's PTE - unless another fault had
+		 * just mapped it (finish_fault() then skips the dirtying), or
+		 * it lies in a userfaultfd range that we do not fault. So
+		 * dirty the folio too, as get_user_pages() does for FOLL_WRITE:
+		 * without its lock, because the exporter still maps it (an
+		 * invalidation would wait for seg->lock, which we hold), so it
+		 * cannot be truncated or freed under us.
 		 */
 		writable = write && i == fault_idx && (hpfn & HMM_PFN_WRITE) &&
 			   (vma->vm_flags & VM_WRITE);
+		if (writable)
+			folio_mark_dirty(page_folio(page));
 		r = vmf_insert_pfn_prot(vma, start + i * PAGE_SIZE, page_to_pfn(page),
 					writable ? prot_rw : prot_ro);
 		if (r & VM_FAULT_ERROR) {
@@ -348,8 +368,6 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 			err = xpmem_fault_in(src, src_addr, write);
 		if (!err)
 			err = xpmem_hmm_range_fault(&range);
-		if (!err && !may_fault && !xpmem_pfn_usable(pfns[fault_idx], write))
-			err = -EFAULT;
 		if (err == -EBUSY) {
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;
@@ -373,6 +391,18 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 			mutex_unlock(&seg->lock);
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;
+		}
+		/*
+		 * The snapshot is current. The faulting page must be in it, as
+		 * asked for, unless we populate: a special PTE of a mixed map,
+		 * or a userfaultfd range we did not fault, is SIGBUS rather
+		 * than a fault that maps nothing and is made again forever.
+		 */
+		if (mode != XPMEM_FAULT_POPULATE && !xpmem_pfn_usable(pfns[fault_idx], write)) {
+			mutex_unlock(&seg->lock);
+			xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
+			ret = VM_FAULT_SIGBUS;
+			break;
 		}
 		ret = xpmem_insert_window(vma, start, pfns, npages, fault_idx, write);
 		mutex_unlock(&seg->lock);
@@ -439,6 +469,16 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 		*mapped_end = end;
 	if (locked)
 		mmap_read_unlock(src);
+	if (!(ret & VM_FAULT_ERROR) && fatal_signal_pending(current)) {
+		/* Not NOPAGE: a kernel user copy would fault again forever. */
+		if (mode != XPMEM_FAULT_UPGRADE && (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
+		    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
+			xpmem_release_fault_lock(vmf);
+			ret = VM_FAULT_RETRY;
+		} else {
+			ret = VM_FAULT_SIGBUS;
+		}
+	}
 out_mmput:
 	/* The last user may be gone: do not tear its mm down in our fault. */
 	mmput_async(src);
@@ -519,9 +559,12 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 	/*
 	 * PFN mappings, never copied into a child, never grown, not dumped.
 	 * VM_IO because madvise(MADV_DOFORK) refuses to clear VM_DONTCOPY
-	 * only there. (VM_MAYWRITE is already off for a read-only file.)
+	 * only there. Never executable: mprotect(PROT_EXEC) would run the
+	 * exporter's bytes, which its own mapping may forbid (a noexec
+	 * mount). (VM_MAYWRITE is already off for a read-only file.)
 	 */
 	xpmem_vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP);
+	xpmem_vm_flags_clear(vma, VM_MAYEXEC);
 	vma->vm_ops = &xpmem_vm_ops;
 	vma->vm_private_data = att;
 	kref_get(&att->ref);
@@ -686,6 +729,19 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 		goto out_put;
 	}
 	xpmem_stat_inc(XPMEM_STAT_ATTACHES);
+	/*
+	 * A RELEASE of the permit may have looked for its attachments before
+	 * this one was mapped. It drops the permit and then looks again, so
+	 * either it finds this mapping or we find the permit gone.
+	 */
+	xa_lock(&xf->permits);
+	if (xa_load(&xf->permits, arg->apid) != permit)
+		ret = -ENOENT;
+	xa_unlock(&xf->permits);
+	if (ret) {
+		xpmem_unmap_matching(xf, att, 0, 0);
+		goto out_put;
+	}
 	if (arg->flags & XPMEM_ATTACH_POPULATE) {
 		ret = xpmem_populate(att, addr, addr + len);
 		if (ret) {

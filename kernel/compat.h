@@ -31,6 +31,15 @@ static inline void xpmem_vm_flags_set(struct vm_area_struct *vma, unsigned long 
 #endif
 }
 
+static inline void xpmem_vm_flags_clear(struct vm_area_struct *vma, unsigned long flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_clear(vma, flags);
+#else
+	vma->vm_flags &= ~flags;
+#endif
+}
+
 /*
  * From 6.4 a fault may run under the VMA's own lock (FAULT_FLAG_VMA_LOCK)
  * instead of mmap_lock. These say which lock the fault holds and drop it

@@ -216,8 +216,6 @@ static void __exit xpmem_exit(void)
 	xpmem_debugfs_exit();
 	/* Segments are freed with kfree_rcu(); let that finish first. */
 	rcu_barrier();
-	/* Exporter contexts are freed after an SRCU grace period. */
-	xpmem_exporter_exit();
 	xpmem_fs_exit();
 	xpmem_notifier_exit();
 }

@@ -206,6 +206,15 @@ static bool xpmem_segment_invalidate(struct mmu_interval_notifier *mni,
 		mutex_lock(&seg->lock);
 	else if (!mutex_trylock(&seg->lock))
 		goto refuse;
+	/*
+	 * The exporter's mm is being torn down (exit or exec): from now on
+	 * the segment is dead, whatever descriptor still holds it. Set here,
+	 * by the interval notifier itself, and not by a classic notifier of
+	 * our own: registering one runs mm_take_all_locks() each time it is
+	 * created, which a user could make us do again and again.
+	 */
+	if (range->event == MMU_NOTIFY_RELEASE)
+		seg->dead = true;
 	attached = start < end && xpmem_range_attached(seg, offset, len);
 	if (attached && !blockable) {
 		/* Zapping may sleep. */

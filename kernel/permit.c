@@ -39,7 +39,7 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	seg = xpmem_segment_lookup(arg->segid);
 	if (!seg)
 		return -ENOENT;
-	/* Its exporter's address space is gone (exporter.c). */
+	/* Removed, or its exporter's address space is going (notifier.c). */
 	if (READ_ONCE(seg->dead)) {
 		ret = -ENOENT;
 		goto out_put;
@@ -100,8 +100,13 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 	permit = xa_erase(&xf->permits, arg->apid);
 	if (!permit)
 		return -ENOENT;		/* another thread released it */
+	/*
+	 * An attach through the permit that mapped after our first look,
+	 * and found the permit still there: see xpmem_ioc_attach().
+	 */
+	ret = xpmem_detach_permit(xf, arg->apid);
 	xpmem_permit_free(xf, permit);
-	return 0;
+	return ret;
 }
 
 /* The file is going away: release every permit got through it. */

@@ -133,16 +133,15 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	ret = xpmem_segment_inode(seg);
 	if (ret)
 		goto out_put;
-	/* Both may take mmap_write_lock to register with the mm. */
-	ret = xpmem_exporter_add(seg);
-	if (ret)
-		goto out_put;
+	/*
+	 * The first interval notifier of an mm registers the mm's notifier
+	 * subscriptions (mm_take_all_locks(), under mmap_write_lock); later
+	 * ones, of this or any descriptor, do not.
+	 */
 	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
 					   seg->size, &xpmem_segment_notifier_ops);
-	if (ret) {
-		xpmem_exporter_del(seg);
+	if (ret)
 		goto out_put;
-	}
 
 	mutex_lock(&xf->lock);
 	if (xf->nr_segments >= xpmem_max_segments)
@@ -158,7 +157,6 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 
 	if (ret) {
 		mmu_interval_notifier_remove(&seg->notifier);
-		xpmem_exporter_del(seg);
 		goto out_put;
 	}
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_MADE);
@@ -193,7 +191,6 @@ static void xpmem_segment_kill(struct xpmem_segment *seg)
 	/* A fault that checked @dead before we set it installed before this. */
 	xpmem_segment_zap(seg, 0, seg->size);
 	mmu_interval_notifier_remove(&seg->notifier);
-	xpmem_exporter_del(seg);
 	xpmem_segment_put(seg);
 }
 

@@ -21,8 +21,6 @@
  *    on the segment's inode, so the segment's address_space (i_mmap) finds
  *    every attacher's VMA.
  *
- *  - struct xpmem_exporter (exporter.c): one per exporting mm, found with
- *    mmu_notifier_get(); lists that mm's segments.
  *
  * Lock ordering (outermost first):
  *   attacher's mmap_lock -> exporter's mmap_lock (trylock only, or after the
@@ -31,7 +29,6 @@
  *   attacher's mmap_lock -> xpmem_segment.lock (fault; ->mmap and the last
  *                           close, which add and remove seg->attached)
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
- *   xpmem_exporter.lock  -> xpmem_segment.lock
  *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
@@ -63,7 +60,6 @@
 
 struct mm_struct;
 struct user_namespace;
-struct xpmem_exporter;
 
 struct xpmem_file {
 	struct mm_struct *mm;		/* the opener's; mmgrab()ed */
@@ -94,16 +90,13 @@ struct xpmem_segment {
 	 * it, and @dead is set under it.
 	 */
 	struct mutex lock;
-	bool dead;			/* removed, or its mm is gone */
+	bool dead;			/* removed, or its mm is being torn down */
 	/*
 	 * xpmem_attachment.it of every live attachment, under @lock: the
 	 * parts of the segment that some attacher may have PTEs for. The
 	 * invalidate callback zaps only when its range overlaps one.
 	 */
 	struct rb_root_cached attached;
-	/* The exporting mm's context (exporter.c), and our place in it. */
-	struct xpmem_exporter *exporter;
-	struct list_head exporter_node;
 	/* Attachments map pseudo files on this inode (fs.c). */
 	struct inode *inode;
 	/* Credentials of the creator, for XPMEM_IOC_GET. */
@@ -145,11 +138,6 @@ struct xpmem_segment *xpmem_segment_lookup(u64 segid);
 void xpmem_segment_put(struct xpmem_segment *seg);
 void xpmem_file_remove_segments(struct xpmem_file *xf);
 int xpmem_segment_permits(struct xpmem_segment *seg, u32 access);
-
-/* exporter.c: one context per exporting mm, with a classic mmu notifier */
-int xpmem_exporter_add(struct xpmem_segment *seg);
-void xpmem_exporter_del(struct xpmem_segment *seg);
-void xpmem_exporter_exit(void);
 
 /* fs.c: the pseudo filesystem that gives each segment an address_space */
 int xpmem_fs_init(void);
