@@ -232,14 +232,15 @@ static void *touch_loop(void *arg)
 
 /*
  * One round, in a child of the test: it exports and keeps its own
- * mmap_lock busy; its child attaches, faults (and sleeps on that lock in
- * the retry path) in one thread, while its main thread detaches and
- * releases and the exporter removes the segment.
+ * mmap_lock busy (mprotect() of 256 MiB, over and over); its child
+ * attaches, faults (and sleeps on that lock in the retry path) in one
+ * thread, while its main thread detaches and releases and the exporter
+ * removes the segment: the last reference goes while the fault sleeps.
  */
 static int retry_teardown_round(void)
 {
 	const size_t len = 64 * PAGE;
-	struct busy b = { .len = 32UL << 20 };
+	struct busy b = { .len = 256UL << 20 };
 	unsigned char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	int to_child[2], to_parent[2], status;
@@ -300,7 +301,7 @@ static int retry_teardown_round(void)
 
 START_TEST(teardown_while_a_fault_waits_for_the_exporter)
 {
-	for (int round = 0; round < 6; round++) {
+	for (int round = 0; round < 4; round++) {
 		pid_t pid = fork();
 		int status;
 
