@@ -304,6 +304,8 @@ static int op_detach(unsigned char *buf, int n, int *firedp)
 		op_check(xpmem_detach(a) == 0);
 		return err;
 	}
+	for (size_t i = 0; i < LEN; i += PAGE)
+		op_check(msync(a + i, PAGE, MS_ASYNC) == -1 && errno == ENOMEM);
 	return 0;
 }
 
@@ -326,6 +328,8 @@ static int op_release(unsigned char *buf, int n, int *firedp)
 		op_check(xpmem_release(addr.apid) == 0);
 		return err;
 	}
+	/* Released: the permit is gone, and so is what it attached. */
+	op_check(msync(a, PAGE, MS_ASYNC) == -1 && errno == ENOMEM);
 	op_check(xpmem_release(addr.apid) == -1 && errno == ENOENT);
 	return 0;
 }
