@@ -90,6 +90,8 @@
 
 /* Pages mapped per fault, at most: one PMD's worth, aligned like one. */
 #define XPMEM_FAULT_WINDOW	PMD_SIZE
+/* Fault-ins whose page is still not there before a fault gives up. */
+#define XPMEM_FAULT_IN_TRIES	4
 
 /* What a fault maps. */
 enum xpmem_fault_mode {
@@ -319,6 +321,7 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	unsigned long src_start, src_end, npages, fault_idx, timeout;
 	struct hmm_range range = {};
 	struct vm_area_struct *evma;
+	unsigned int unusable = 0;
 	bool may_fault;
 	vm_fault_t ret;
 	int err;
@@ -394,12 +397,18 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		}
 		/*
 		 * The snapshot is current. The faulting page must be in it, as
-		 * asked for, unless we populate: a special PTE of a mixed map,
-		 * or a userfaultfd range we did not fault, is SIGBUS rather
-		 * than a fault that maps nothing and is made again forever.
+		 * asked for, unless we populate. handle_mm_fault() may return
+		 * without having faulted (it waited for a migration entry to
+		 * go, and the PTE put back is read-only), so try again, a few
+		 * times; then it is SIGBUS (a special PTE of a mixed map, a
+		 * userfaultfd range we do not fault) rather than a fault that
+		 * maps nothing and is made again forever.
 		 */
 		if (mode != XPMEM_FAULT_POPULATE && !xpmem_pfn_usable(pfns[fault_idx], write)) {
 			mutex_unlock(&seg->lock);
+			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
+			if (++unusable < XPMEM_FAULT_IN_TRIES)
+				continue;
 			xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
 			ret = VM_FAULT_SIGBUS;
 			break;
