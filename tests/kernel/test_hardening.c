@@ -627,31 +627,9 @@ END_TEST
  * holding the attacher's. Two processes attached to each other, with
  * writers queued on both locks, deadlocked.
  */
-struct futex_side {
-	unsigned char *own;
-	size_t len;
-	atomic_int stop;
-};
-
-static void *futex_churn(void *arg)
-{
-	struct futex_side *s = arg;
-
-	while (!atomic_load(&s->stop)) {
-		void *x = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (x != MAP_FAILED)
-			munmap(x, 1 << 16);
-		/* Our pages go, so the peer's next futex op faults again. */
-		madvise(s->own, s->len, MADV_DONTNEED);
-	}
-	return NULL;
-}
-
 static int futex_side_run(int in_fd, int out_fd)
 {
-	struct futex_side s = { .len = 4 * PAGE };
+	struct churn s = { .len = 4 * PAGE };
 	struct xpmem_addr addr;
 	xpmem_segid_t mine, theirs;
 	unsigned char *other, *a;
@@ -661,11 +639,11 @@ static int futex_side_run(int in_fd, int out_fd)
 	time_t end;
 	int done;
 
-	s.own = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s.buf = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	mine = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	if (s.own == MAP_FAILED || mine < 0 ||
+	if (s.buf == MAP_FAILED || mine < 0 ||
 	    write(out_fd, &mine, sizeof(mine)) != sizeof(mine) ||
-	    write(out_fd, &s.own, sizeof(s.own)) != sizeof(s.own) ||
+	    write(out_fd, &s.buf, sizeof(s.buf)) != sizeof(s.buf) ||
 	    read(in_fd, &theirs, sizeof(theirs)) != sizeof(theirs) ||
 	    read(in_fd, &other, sizeof(other)) != sizeof(other))
 		return 2;
@@ -674,7 +652,8 @@ static int futex_side_run(int in_fd, int out_fd)
 	a = xpmem_attach(addr, s.len, NULL);
 	if (addr.apid < 0 || a == (void *)-1)
 		return 3;
-	if (pthread_create(&thread, NULL, futex_churn, &s))
+	/* Our pages go, so the peer's next futex op faults again. */
+	if (pthread_create(&thread, NULL, churn_thread, &s))
 		return 4;
 	end = time(NULL) + 6;
 	while (time(NULL) < end) {
