@@ -9,11 +9,16 @@
  * secondary MMU does:
  *
  *   1. seq = mmu_interval_read_begin(&seg->notifier)
- *   2. fault the faulting page in, in the exporter's mm (xpmem_fault_in()),
+ *   2. if the exporter's memory is anonymous, fault the faulting page in,
+ *      in the exporter's mm, without waiting (xpmem_fault_in_nowait());
  *      then snapshot the window around it with hmm_range_fault(), which
  *      faults nothing
  *   3. seg->lock; if mmu_interval_read_retry(seq): unlock and go to 1
  *   4. insert the PFNs into the attacher's page tables; unlock
+ *
+ * A fault-in that would wait (for swap-in, a file's I/O, its
+ * ->page_mkwrite) is made instead with the attacher's lock dropped, and the
+ * fault is made again (xpmem_fault_in_dropped()).
  *
  * hmm_range_fault() takes no page references, so nothing is pinned: the
  * notifier (notifier.c) zaps our PTEs before the exporter's pages change.
@@ -38,9 +43,15 @@
  *
  * Locking:
  *  - The fault runs under the attacher's mmap_lock (read) or, from 6.4,
- *    its VMA lock. We never sleep on the exporter's mmap_lock while we hold
- *    the attacher's: two processes that attach each other, with a writer
- *    queued on each lock, would deadlock. We trylock it; when that fails
+ *    its VMA lock. While we hold it we never wait on the exporter's terms:
+ *    not for its mmap_lock, and not in a fault of its memory that can wait
+ *    for as long as the exporter likes (a FUSE server, a frozen file
+ *    system); the attacher's own mmap() and munmap() would wait as long,
+ *    unkillably. Such fault-ins are made after dropping the attacher's
+ *    lock, as above; a fault that may not drop it gets SIGBUS.
+ *  - Two processes that attach each other, with a writer queued on each
+ *    mmap_lock, would deadlock if either waited for the other's lock with
+ *    its own held. We trylock the exporter's; when that fails
  *    and the fault may be retried, we drop the attacher's lock, wait for
  *    the exporter's, and return VM_FAULT_RETRY. ->pfn_mkwrite, which may
  *    not retry, returns VM_FAULT_NOPAGE with its PTE emptied, so that the
@@ -56,7 +67,8 @@
  *    still not there after it was faulted in is SIGBUS.
  *  - After the attacher's lock is dropped, the VMA, and with it the
  *    attachment and the segment, may be gone: the fault touches only the
- *    exporter's mm (mmget()ed) and its own locals from then on.
+ *    exporter's mm (mmget()ed), its own locals, and an attachment it took
+ *    a reference on before dropping the lock (xpmem_fault_in_dropped()).
  *  - seg->lock is taken last and is never held while allocating: page
  *    tables for the window are allocated (apply_to_page_range) before it is
  *    taken, because an allocation can enter reclaim, and reclaim can call
@@ -275,25 +287,84 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 	return ret;
 }
 
+/* xpmem_attachment.fault_in_failed: what failed, besides the address. */
+#define XPMEM_FAILED_WRITE	1UL
+#define XPMEM_FAILED_OOM	2UL
+
 /*
- * Fault in the exporter's page at @addr, alone, as the exporter's own
- * access would: a write dirties the exporter's PTE, so the store we let
- * through is one that reclaim and writeback know of (see the top). Not
- * through hmm_range_fault(): asked for one page of a window it faults in
- * every page of the hole around it (its walk faults holes whole), memory
- * the exporter never touched; and it turns every fault error, running out
- * of memory too, into -EFAULT. Returns 0, -ENOMEM, or -EFAULT (SIGBUS).
- * Under the exporter's mmap_lock, which it never drops.
+ * Fault in the exporter's page at @addr in place, under both mmap_locks,
+ * as the exporter's own access would (a write dirties the exporter's PTE,
+ * see the top), and without waiting: FAULT_FLAG_RETRY_NOWAIT has
+ * handle_mm_fault() return VM_FAULT_RETRY, the lock still held, where it
+ * would wait for a page lock or I/O (swap-in). Only for anonymous memory,
+ * whose fault has nothing else to wait for that the exporter controls: a
+ * file's fault can wait in ->page_mkwrite (a frozen filesystem, a FUSE
+ * server's writeback) whatever the flags. Not hmm_range_fault(): asked for
+ * one page of a window it faults in every page of the hole around it,
+ * memory the exporter never touched, and it cannot be told not to wait.
+ * Returns 0, -EAGAIN (it would wait), -ENOMEM or -EFAULT (SIGBUS).
  */
-static int xpmem_fault_in(struct mm_struct *src, unsigned long addr, bool write)
+static int xpmem_fault_in_nowait(struct vm_area_struct *evma, unsigned long addr, bool write)
 {
-	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
+	unsigned int flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT;
+	vm_fault_t ret;
 
 	if (xpmem_should_fail())
 		return -ENOMEM;
+	if (write)
+		flags |= FAULT_FLAG_WRITE;
+	if (evma->vm_mm != current->mm)
+		flags |= FAULT_FLAG_REMOTE;
+	ret = handle_mm_fault(evma, addr, flags, NULL);
+	/* A NOWAIT fault never drops the lock (see faultin_page()). */
+	WARN_ON_ONCE(ret & VM_FAULT_COMPLETED);
+	if (ret & VM_FAULT_RETRY)
+		return -EAGAIN;
+	if (ret & VM_FAULT_OOM)
+		return -ENOMEM;
+	return ret & VM_FAULT_ERROR ? -EFAULT : 0;
+}
+
+/*
+ * Fault in the exporter's pages [@start, @end) with the exporter's lock
+ * alone: the attacher's has been dropped, so this may wait as long as the
+ * exporter's own access would, killably, and the fault may drop the lock
+ * for I/O. A page that fails is skipped; the first failure is returned
+ * (0, -EINTR, -ENOMEM or -EFAULT).
+ */
+static int xpmem_fault_in_unlocked(struct mm_struct *src, unsigned long start,
+				   unsigned long end, bool write)
+{
+	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
+	struct vm_area_struct *evma;
+	unsigned long addr;
+	bool unlocked = false;
+	int ret = 0, err;
+
 	if (src != current->mm)
 		flags |= FAULT_FLAG_REMOTE;
-	return fixup_user_fault(src, addr, flags, NULL);
+	if (mmap_read_lock_killable(src))
+		return -EINTR;
+	for (addr = start; addr < end; addr += PAGE_SIZE) {
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		/* Vetted again: neither lock was held since the last look. */
+		evma = vma_lookup(src, addr);
+		if (!evma || !xpmem_vma_mirrorable(evma, write) || userfaultfd_armed(evma))
+			err = -EFAULT;
+		else if (xpmem_should_fail())
+			err = -ENOMEM;
+		else
+			err = fixup_user_fault(src, addr, flags, &unlocked);
+		if (err && !ret)
+			ret = err;
+		if (err == -EINTR)
+			break;
+	}
+	mmap_read_unlock(src);
+	return ret;
 }
 
 /* Does snapshot entry @hpfn give the access asked for? */
@@ -303,13 +374,33 @@ static bool xpmem_pfn_usable(unsigned long hpfn, bool write)
 }
 
 /*
+ * What a fault-in made without the attacher's lock found, for the fault
+ * made again: SIGBUS or OOM, if it is the same access; else 0.
+ */
+static vm_fault_t xpmem_fault_in_result(struct xpmem_attachment *att, unsigned long src_addr,
+					bool write)
+{
+	unsigned long failed = READ_ONCE(att->fault_in_failed);
+	unsigned long want = src_addr | (write ? XPMEM_FAILED_WRITE : 0);
+
+	if (!failed || (failed & ~XPMEM_FAILED_OOM) != want)
+		return 0;
+	WRITE_ONCE(att->fault_in_failed, 0);
+	return failed & XPMEM_FAILED_OOM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+}
+
+/*
  * The mapping half of a fault, under the exporter's mmap_lock: vet the
  * exporter's VMA, snapshot [*startp, *endp) of the attachment (clipped to
  * that VMA) and insert it. On return *startp and *endp say what was mapped.
+ * If the exporter's memory must be faulted in first, and that could wait
+ * (see xpmem_fault_in_nowait()), nothing is mapped: *fault_in is set, with
+ * *startp and *endp the exporter range to fault in, and the caller does it
+ * without the attacher's lock (xpmem_fault_in_dropped()).
  */
 static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src,
 				     enum xpmem_fault_mode mode, unsigned long *pfns,
-				     unsigned long *startp, unsigned long *endp)
+				     unsigned long *startp, unsigned long *endp, bool *fault_in)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
@@ -318,11 +409,11 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	unsigned long addr = vmf->address & PAGE_MASK;
 	unsigned long start = *startp, end = *endp;
 	unsigned long src_addr = xpmem_source_addr(vma, addr);
-	unsigned long src_start, src_end, npages, fault_idx, timeout;
+	unsigned long src_start, src_end, npages, fault_idx, timeout, i;
 	struct hmm_range range = {};
 	struct vm_area_struct *evma;
 	unsigned int unusable = 0;
-	bool may_fault;
+	bool may_fault, in_place;
 	vm_fault_t ret;
 	int err;
 
@@ -350,9 +441,15 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	 * may not wait there with the attacher's lock held, so we only map
 	 * what is present and refuse the rest, without calling into
 	 * handle_userfault().
+	 *
+	 * Anonymous memory is faulted in here (in_place), without waiting;
+	 * anything else, whose fault may wait on the exporter's terms, is
+	 * faulted in by our caller after dropping the attacher's lock, and
+	 * the fault made again.
 	 */
 	may_fault = !userfaultfd_armed(evma);
-	range.default_flags = mode == XPMEM_FAULT_POPULATE && may_fault ? HMM_PFN_REQ_FAULT : 0;
+	in_place = may_fault && vma_is_anonymous(evma);
+	range.default_flags = mode == XPMEM_FAULT_POPULATE && in_place ? HMM_PFN_REQ_FAULT : 0;
 	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	for (;;) {
 		if (time_after(jiffies, timeout) || fatal_signal_pending(current)) {
@@ -367,8 +464,16 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		 * faulting; populate faults the whole window in one walk.
 		 */
 		err = 0;
-		if (mode != XPMEM_FAULT_POPULATE && may_fault)
-			err = xpmem_fault_in(src, src_addr, write);
+		if (mode != XPMEM_FAULT_POPULATE && in_place)
+			err = xpmem_fault_in_nowait(evma, src_addr, write);
+		if (err == -EAGAIN) {
+			/* It would wait: do it without our lock. */
+			*fault_in = true;
+			src_start = src_addr;
+			src_end = src_addr + PAGE_SIZE;
+			ret = 0;
+			break;
+		}
 		if (!err)
 			err = xpmem_hmm_range_fault(&range);
 		if (err == -EBUSY) {
@@ -381,6 +486,22 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 			if (ret == VM_FAULT_SIGBUS)
 				xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
 			break;
+		}
+		/*
+		 * Populating memory we do not fault in place: fault in what is
+		 * missing without our lock, once (a fault made again after
+		 * that has FAULT_FLAG_TRIED), and map what is there then.
+		 */
+		if (mode == XPMEM_FAULT_POPULATE && may_fault && !in_place &&
+		    !(vmf->flags & FAULT_FLAG_TRIED)) {
+			for (i = 0; i < npages; i++)
+				if (!(pfns[i] & (HMM_PFN_VALID | HMM_PFN_ERROR)))
+					break;
+			if (i < npages) {
+				*fault_in = true;
+				ret = 0;
+				break;
+			}
 		}
 
 		mutex_lock(&seg->lock);
@@ -397,15 +518,34 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		}
 		/*
 		 * The snapshot is current. The faulting page must be in it, as
-		 * asked for, unless we populate. handle_mm_fault() may return
-		 * without having faulted (it waited for a migration entry to
-		 * go, and the PTE put back is read-only), so try again, a few
-		 * times; then it is SIGBUS (a special PTE of a mixed map, a
-		 * userfaultfd range we do not fault) rather than a fault that
-		 * maps nothing and is made again forever.
+		 * asked for, unless we populate.
 		 */
 		if (mode != XPMEM_FAULT_POPULATE && !xpmem_pfn_usable(pfns[fault_idx], write)) {
 			mutex_unlock(&seg->lock);
+			/*
+			 * Not faulted in here: have it faulted in without our
+			 * lock, unless that was done and failed.
+			 */
+			if (may_fault && !in_place && !(pfns[fault_idx] & HMM_PFN_ERROR)) {
+				ret = xpmem_fault_in_result(att, src_addr, write);
+				if (!ret) {
+					*fault_in = true;
+					src_start = src_addr;
+					src_end = src_addr + PAGE_SIZE;
+					break;
+				}
+				if (ret == VM_FAULT_SIGBUS)
+					xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
+				break;
+			}
+			/*
+			 * handle_mm_fault() may return without having faulted
+			 * (it waited for a migration entry to go, and the PTE
+			 * put back is read-only), so try again, a few times;
+			 * then it is SIGBUS (a special PTE of a mixed map, a
+			 * userfaultfd range we do not fault) rather than a fault
+			 * that maps nothing and is made again forever.
+			 */
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			if (++unusable < XPMEM_FAULT_IN_TRIES)
 				continue;
@@ -417,9 +557,53 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		mutex_unlock(&seg->lock);
 		break;
 	}
+	if (*fault_in) {
+		/* The caller faults in the exporter's range. */
+		*startp = src_start;
+		*endp = src_end;
+		return ret;
+	}
 	*startp = start;
 	*endp = end;
 	return ret;
+}
+
+/*
+ * The exporter's memory [@src_start, @src_end) must be faulted in, and that
+ * may wait for as long as the exporter likes. Never with the attacher's
+ * lock held (see Locking at the top): drop it, fault in with the
+ * exporter's lock alone, and have the fault made again (VM_FAULT_RETRY).
+ * The attachment is held across, to report a failure to the fault made
+ * again. A fault that may not drop its lock cannot have this done: it
+ * gets SIGBUS, and ->pfn_mkwrite VM_FAULT_NOPAGE with its PTE empty, so
+ * that the write faults again through ->fault.
+ */
+static vm_fault_t xpmem_fault_in_dropped(struct vm_fault *vmf, enum xpmem_fault_mode mode,
+					 struct mm_struct *src, unsigned long src_start,
+					 unsigned long src_end)
+{
+	struct xpmem_attachment *att = vmf->vma->vm_private_data;
+	bool write = mode == XPMEM_FAULT_WRITE;
+	int err;
+
+	if (mode == XPMEM_FAULT_UPGRADE)
+		return VM_FAULT_NOPAGE;
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
+		xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
+		return VM_FAULT_SIGBUS;
+	}
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+	kref_get(&att->ref);
+	xpmem_release_fault_lock(vmf);
+	xpmem_stat_inc(XPMEM_STAT_FAULT_IN_UNLOCKED);
+	err = xpmem_fault_in_unlocked(src, src_start, src_end, write);
+	/* Populate maps what is there when made again; it needs no report. */
+	if (err && err != -EINTR && mode != XPMEM_FAULT_POPULATE)
+		WRITE_ONCE(att->fault_in_failed, src_start | (write ? XPMEM_FAILED_WRITE : 0) |
+			   (err == -ENOMEM ? XPMEM_FAILED_OOM : 0));
+	xpmem_attachment_put(att);
+	return VM_FAULT_RETRY;
 }
 
 /*
@@ -434,6 +618,7 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	struct xpmem_attachment *att = vma->vm_private_data;
 	struct xpmem_segment *seg = att->seg;
 	unsigned long addr = vmf->address & PAGE_MASK;
+	bool fault_in = false;
 	unsigned long start, end;
 	struct mm_struct *src;
 	unsigned long *pfns;
@@ -473,11 +658,17 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 		ret = -locked;
 		goto out_mmput;
 	}
-	ret = xpmem_fault_locked(vmf, src, mode, pfns, &start, &end);
-	if (mapped_end)
-		*mapped_end = end;
+	ret = xpmem_fault_locked(vmf, src, mode, pfns, &start, &end, &fault_in);
 	if (locked)
 		mmap_read_unlock(src);
+	if (fault_in) {
+		ret = xpmem_fault_in_dropped(vmf, mode, src, start, end);
+		if (mapped_end)
+			*mapped_end = addr;
+		goto out_mmput;
+	}
+	if (mapped_end)
+		*mapped_end = end;
 	if (!(ret & VM_FAULT_ERROR) && fatal_signal_pending(current)) {
 		/* Not NOPAGE: a kernel user copy would fault again forever. */
 		if (mode != XPMEM_FAULT_UPGRADE && (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
@@ -582,12 +773,12 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 
 /*
  * Fault in one window (or, after a hole, one page) at @addr of the current
- * mm's attachment @att, as a fault with retry allowed would. Returns the
- * fault result; VM_FAULT_RETRY means the lock was dropped. *@next is where
- * the mapped window ended.
+ * mm's attachment @att, as a fault with retry allowed would (@tried: made
+ * again after VM_FAULT_RETRY). Returns the fault result; VM_FAULT_RETRY
+ * means the lock was dropped. *@next is where the mapped window ended.
  */
 static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long addr,
-				     enum xpmem_fault_mode mode, unsigned long *next)
+				     enum xpmem_fault_mode mode, bool tried, unsigned long *next)
 {
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
@@ -606,7 +797,8 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 		struct vm_fault vmf = {
 			.vma = vma,
 			.address = addr,
-			.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE,
+			.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE |
+				 (tried ? FAULT_FLAG_TRIED : 0),
 			.pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT),
 		};
 
@@ -626,6 +818,7 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 			  unsigned long end)
 {
 	unsigned long addr = start, next, win_end;
+	bool tried = false;
 	vm_fault_t ret;
 
 	while (addr < end) {
@@ -633,8 +826,10 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 			return -EINTR;
 		if (READ_ONCE(att->seg->dead))
 			return -ENOENT;
-		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_POPULATE, &next);
-		if (ret & VM_FAULT_RETRY)
+		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_POPULATE, tried, &next);
+		/* Faulted in without the lock: map what is there now. */
+		tried = ret & VM_FAULT_RETRY;
+		if (tried)
 			continue;
 		if (ret & VM_FAULT_OOM)
 			return -ENOMEM;
@@ -646,11 +841,14 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 		for (; addr < win_end; addr += PAGE_SIZE) {
 			if (READ_ONCE(att->seg->dead))
 				return -ENOENT;
+			tried = false;
 			do {
 				if (fatal_signal_pending(current))
 					return -EINTR;
-				ret = xpmem_populate_one(att, addr, XPMEM_FAULT_READ, &next);
+				ret = xpmem_populate_one(att, addr, XPMEM_FAULT_READ, tried, &next);
+				tried = true;
 			} while (ret & VM_FAULT_RETRY);
+			tried = false;
 			if (ret & VM_FAULT_OOM)
 				return -ENOMEM;
 		}

@@ -31,6 +31,7 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_FAULT_SIGBUS] = "fault_sigbus",
 	[XPMEM_STAT_FAULT_SOURCE_BUSY] = "fault_source_busy",
 	[XPMEM_STAT_WRITE_UPGRADES] = "write_upgrades",
+	[XPMEM_STAT_FAULT_IN_UNLOCKED] = "fault_in_unlocked",
 	[XPMEM_STAT_PAGES_MAPPED] = "pages_mapped",
 	[XPMEM_STAT_INVALIDATIONS] = "invalidations",
 	[XPMEM_STAT_INV_UNMAP] = "inv_unmap",

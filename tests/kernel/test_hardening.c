@@ -10,14 +10,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -812,6 +815,153 @@ START_TEST(release_detaches_before_it_drops_the_permit)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Review of issue 11: a fault of the exporter's memory was made with the
+ * attacher's mmap_lock held, so an exporter could make it wait as long as
+ * it liked (a frozen file system here; a FUSE server would do as well),
+ * and every mmap() and munmap() of the attacher with it, unkillably.
+ */
+#define FRZ_IMG "/dev/shm/xpmem-freeze.img"
+#define FRZ_DIR "/dev/shm/xpmem-freeze"
+#define FRZ_FILE FRZ_DIR "/f"
+#define FRZ_HOLD_MS 3000
+
+/* Can this kernel mount an ext4 image from a loop device? (root only) */
+static bool can_mount_ext4(void)
+{
+	if (geteuid() != 0)
+		return false;
+	(void)!system("modprobe -q loop 2>/dev/null; modprobe -q ext4 2>/dev/null");
+	return system("grep -qw ext4 /proc/filesystems && test -e /dev/loop-control") == 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct frz {
+	int dirfd;
+	volatile unsigned char *att;
+	double wrote_at;
+};
+
+static void *frz_writer(void *arg)
+{
+	struct frz *f = arg;
+
+	f->att[0] = 'B';
+	f->wrote_at = now_s();
+	return NULL;
+}
+
+static void *frz_thaw(void *arg)
+{
+	struct frz *f = arg;
+
+	usleep(FRZ_HOLD_MS * 1000);
+	(void)!ioctl(f->dirfd, FITHAW, 0);
+	return NULL;
+}
+
+START_TEST(exporter_fault_waits_without_the_attacher_lock)
+{
+	unsigned char page[PAGE], *buf;
+	int fd, out[2], in[2], status;
+	struct frz f = { .dirfd = -1 };
+	pthread_t writer, thaw;
+	double t0, t_mmap, frozen_at;
+	long unlocked0;
+	struct xpmem_addr addr;
+	xpmem_segid_t segid;
+	pid_t pid;
+	void *x;
+
+	(void)!system("umount " FRZ_DIR " 2>/dev/null");
+	mkdir(FRZ_DIR, 0755);
+	ck_assert_int_eq(system("rm -f " FRZ_IMG " && truncate -s 32M " FRZ_IMG " && "
+				"mkfs.ext4 -q -F " FRZ_IMG " && mount -o loop " FRZ_IMG " " FRZ_DIR), 0);
+	fd = open(FRZ_FILE, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	memset(page, 'a', sizeof(page));
+	ck_assert_int_eq(pwrite(fd, page, sizeof(page), 0), (ssize_t)sizeof(page));
+	ck_assert_int_eq(fsync(fd), 0);
+
+	/*
+	 * The exporter maps the file shared and reads it: its PTE is clean and
+	 * read-only, so a write through an attachment must fault the page in
+	 * for writing, in ->page_mkwrite, which waits while the file system
+	 * is frozen.
+	 */
+	ck_assert_int_eq(pipe(out), 0);
+	ck_assert_int_eq(pipe(in), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		volatile unsigned char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		char byte;
+
+		if (p == MAP_FAILED || p[0] != 'a')
+			_exit(1);
+		segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+		if (segid < 0 || write(out[1], &segid, sizeof(segid)) != sizeof(segid) ||
+		    write(out[1], &p, sizeof(p)) != sizeof(p))
+			_exit(2);
+		(void)!read(in[0], &byte, 1);
+		_exit(p[0] == 'B' ? 0 : 3);
+	}
+	close(out[1]);
+	close(in[0]);
+	ck_assert_int_eq(read(out[0], &segid, sizeof(segid)), (ssize_t)sizeof(segid));
+	ck_assert_int_eq(read(out[0], &buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)buf;
+	f.att = xpmem_attach(addr, PAGE, NULL);
+	ck_assert(f.att != (void *)-1);
+	ck_assert_int_eq(f.att[0], 'a');
+	unlocked0 = xtest_stat("fault_in_unlocked");
+
+	f.dirfd = open(FRZ_DIR, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(f.dirfd, 0);
+	ck_assert_int_eq(ioctl(f.dirfd, FIFREEZE, 0), 0);
+	frozen_at = now_s();
+	/* Nothing below may stop the test before the file system is thawed. */
+	ck_assert_int_eq(pthread_create(&thaw, NULL, frz_thaw, &f), 0);
+	ck_assert_int_eq(pthread_create(&writer, NULL, frz_writer, &f), 0);
+	usleep(300 * 1000);
+	/* The writer waits for the thaw. Our own mmap() must not. */
+	t0 = now_s();
+	x = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t_mmap = now_s() - t0;
+	pthread_join(writer, NULL);
+	pthread_join(thaw, NULL);
+	close(f.dirfd);
+
+	ck_assert(x != MAP_FAILED);
+	munmap(x, PAGE);
+	ck_assert_msg(f.wrote_at - frozen_at > FRZ_HOLD_MS / 1000.0 * 0.8,
+		      "the write did not wait for the thaw (%.2f s): nothing was tested",
+		      f.wrote_at - frozen_at);
+	ck_assert_msg(t_mmap < FRZ_HOLD_MS / 1000.0 / 3,
+		      "mmap() waited %.2f s for the exporter's fault (frozen %.1f s)",
+		      t_mmap, FRZ_HOLD_MS / 1000.0);
+	ck_assert_int_gt(xtest_stat("fault_in_unlocked"), unlocked0);
+	/* The write landed, and the exporter sees it. */
+	ck_assert_int_eq(pread(fd, page, 1, 0), 1);
+	ck_assert_int_eq(page[0], 'B');
+	ck_assert_int_eq(write(in[1], "s", 1), 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exporter status %#x", status);
+	ck_assert_int_eq(xpmem_detach((void *)f.att), 0);
+	close(fd);
+	ck_assert_int_eq(system("umount " FRZ_DIR " && rm -f " FRZ_IMG), 0);
+}
+END_TEST
+
 /*
  * One test case per defect of issue 11, named after it, so that
  * CK_RUN_CASE=<name> runs one alone (a defect that hangs the driver before
@@ -854,5 +1004,12 @@ int main(void)
 	tc = xtest_tcase(s, "d10_api");
 	tcase_add_test(tc, failed_populate_leaves_nothing_mapped);
 	tcase_add_test(tc, release_detaches_before_it_drops_the_permit);
+	tc = xtest_tcase(s, "d11_fault_in_without_our_lock");
+	if (can_mount_ext4())
+		tcase_add_test(tc, exporter_fault_waits_without_the_attacher_lock);
+	else
+		xtest_skip("exporter_fault_waits_without_the_attacher_lock",
+			   geteuid() ? "needs root (mount, fsfreeze)" :
+				       "this kernel cannot mount ext4 from a loop device");
 	return xtest_main("hardening", s, XTEST_NEEDS_DEVICE);
 }
