@@ -576,6 +576,7 @@ static void failf(const struct ctx *c, const char *fmt, ...)
 static _Thread_local sigjmp_buf *tl_jmp;
 static _Thread_local volatile sig_atomic_t tl_armed;
 static _Thread_local void *volatile tl_fault_addr;
+static _Thread_local volatile int tl_fault_code;
 static _Thread_local const struct ctx *tl_ctx;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
@@ -587,6 +588,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	if (tl_armed) {
 		tl_armed = 0;
 		tl_fault_addr = si->si_addr;
+		tl_fault_code = si->si_code;
 		siglongjmp(*tl_jmp, sig);
 	}
 	atomic_fetch_add(&sh->unexpected, 1);
@@ -609,6 +611,34 @@ static void install_fault_handlers(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
+}
+
+static const char *segv_code(int code)
+{
+	return code == SEGV_MAPERR ? "SEGV_MAPERR" : code == SEGV_ACCERR ? "SEGV_ACCERR" : "other si_code";
+}
+
+/* The /proc/self/maps line that holds @addr, for a failure report. */
+static char *describe_mapping(char *buf, size_t len, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr;
+	char line[256];
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	snprintf(buf, len, "in no mapping");
+	if (!f)
+		return buf;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(buf, len, "%.200s", line);
+			break;
+		}
+	}
+	fclose(f);
+	return buf;
 }
 
 /* Load @n words pg[widx[i]] into out[]; returns 0 or the signal taken. */
@@ -1514,9 +1544,14 @@ static void at_read(struct ctx *c)
 		check_word(c, A, cl, &s1, &s2, p, widx[k], out[k]);
 	if (sig == SIGBUS)
 		check_sigbus(c, A, cl, &s1, &s2, p, false, (const void *)pg);
-	else if (sig)
-		failf(c, "SIGSEGV reading a readable attachment (exporter %d buffer %d page %d) at %p",
-		      A->e, A->b, p, tl_fault_addr);
+	else if (sig) {
+		char where[256];
+
+		failf(c, "SIGSEGV (%s) reading a readable attachment (exporter %d buffer %d page %d) at %p, page %p of %p+%u pages (mapped %#x); the address now: %s",
+		      segv_code(tl_fault_code), A->e, A->b, p, tl_fault_addr, (const void *)pg,
+		      (void *)A->base, A->npages, A->mapped,
+		      describe_mapping(where, sizeof(where), tl_fault_addr));
+	}
 	pthread_rwlock_unlock(&A->lock);
 }
 
