@@ -1933,7 +1933,21 @@ static void at_mremap(struct ctx *c)
 			A->base = dst;
 		} else {
 			stat_inc(S_ATT_MREMAP_REFUSED);
-			munmap(dst, len);
+			/*
+			 * A refused move may have unmapped dst already (the
+			 * kernel clears the target before it checks the source:
+			 * an attachment split into several VMAs is refused after
+			 * that), and another thread's attach may have been
+			 * placed in the hole since. So munmap(dst) could unmap
+			 * that. If all of dst is free, take it back without
+			 * replacing anything and unmap it; if any of it is
+			 * mapped (our placeholder, still there, or someone
+			 * else's mapping), leave it: a placeholder left costs
+			 * only address space.
+			 */
+			if (mmap(dst, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+				 -1, 0) == dst)
+				munmap(dst, len);
 		}
 	}
 out:
