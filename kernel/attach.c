@@ -9,16 +9,16 @@
  * secondary MMU does:
  *
  *   1. seq = mmu_interval_read_begin(&seg->notifier)
- *   2. if the exporter's memory is anonymous, fault the faulting page in,
- *      in the exporter's mm, without waiting (xpmem_fault_in_nowait());
- *      then snapshot the window around it with hmm_range_fault(), which
- *      faults nothing
+ *   2. fault the faulting page in, in the exporter's mm
+ *      (xpmem_fault_in_place()), then snapshot the window around it with
+ *      hmm_range_fault(), which faults nothing
  *   3. seg->lock; if mmu_interval_read_retry(seq): unlock and go to 1
  *   4. insert the PFNs into the attacher's page tables; unlock
  *
- * A fault-in that would wait (for swap-in, a file's I/O, its
- * ->page_mkwrite) is made instead with the attacher's lock dropped, and the
- * fault is made again (xpmem_fault_in_dropped()).
+ * On a first try, a fault-in that could wait on the exporter's terms (a
+ * file's I/O, its ->page_mkwrite) is made instead with the attacher's lock
+ * dropped, and the fault is made again (xpmem_fault_in_dropped()); see
+ * xpmem_fault_locked().
  *
  * hmm_range_fault() takes no page references, so nothing is pinned: the
  * notifier (notifier.c) zaps our PTEs before the exporter's pages change.
@@ -48,7 +48,10 @@
  *    for as long as the exporter likes (a FUSE server, a frozen file
  *    system); the attacher's own mmap() and munmap() would wait as long,
  *    unkillably. Such fault-ins are made after dropping the attacher's
- *    lock, as above; a fault that may not drop it gets SIGBUS.
+ *    lock, as above. A fault made again after that, or one that may not
+ *    drop its lock, faults in place and may wait, as the kernel's own
+ *    fault of a file does then: the attacher never holds its lock longer
+ *    than it would mapping the exporter's memory itself.
  *  - Two processes that attach each other, with a writer queued on each
  *    mmap_lock, would deadlock if either waited for the other's lock with
  *    its own held. We trylock the exporter's; when that fails
@@ -287,34 +290,38 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 	return ret;
 }
 
-/* xpmem_attachment.fault_in_failed: what failed, besides the address. */
-#define XPMEM_FAILED_WRITE	1UL
-#define XPMEM_FAILED_OOM	2UL
-
 /*
  * Fault in the exporter's page at @addr in place, under both mmap_locks,
- * as the exporter's own access would (a write dirties the exporter's PTE,
- * see the top), and without waiting: FAULT_FLAG_RETRY_NOWAIT has
- * handle_mm_fault() return VM_FAULT_RETRY, the lock still held, where it
- * would wait for a page lock or I/O (swap-in). Only for anonymous memory,
- * whose fault has nothing else to wait for that the exporter controls: a
- * file's fault can wait in ->page_mkwrite (a frozen filesystem, a FUSE
- * server's writeback) whatever the flags. Not hmm_range_fault(): asked for
- * one page of a window it faults in every page of the hole around it,
- * memory the exporter never touched, and it cannot be told not to wait.
+ * as the exporter's own access would: a write dirties the exporter's PTE
+ * (see the top). Not hmm_range_fault(): asked for one page of a window it
+ * faults in every page of the hole around it, memory the exporter never
+ * touched; it turns every fault error, running out of memory too, into
+ * -EFAULT; and it cannot be told not to wait.
+ *
+ * @nowait: FAULT_FLAG_RETRY_NOWAIT, under which handle_mm_fault() returns
+ * VM_FAULT_RETRY with the lock still held where it would wait for a page
+ * lock or I/O; only for anonymous memory, whose faults then wait for
+ * nothing the exporter controls (swap-in from a synchronous device,
+ * migration, compaction, reclaim: the kernel's own work). A file's fault
+ * can wait in ->page_mkwrite (a frozen file system, a FUSE server's
+ * writeback) whatever the flags. Without @nowait it waits as any fault
+ * without FAULT_FLAG_ALLOW_RETRY does.
+ *
  * Returns 0, -EAGAIN (it would wait), -ENOMEM or -EFAULT (SIGBUS).
  */
-static int xpmem_fault_in_nowait(struct vm_area_struct *evma, unsigned long addr, bool write)
+static int xpmem_fault_in_place(struct vm_area_struct *evma, unsigned long addr, bool write,
+				bool nowait)
 {
-	unsigned int flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT;
+	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
 	vm_fault_t ret;
 
 	if (xpmem_should_fail())
-		return -ENOMEM;
-	if (write)
-		flags |= FAULT_FLAG_WRITE;
+		return nowait ? -EAGAIN : -ENOMEM;
 	if (evma->vm_mm != current->mm)
 		flags |= FAULT_FLAG_REMOTE;
+	if (!nowait)
+		return fixup_user_fault(evma->vm_mm, addr, flags, NULL);
+	flags |= FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT;
 	ret = handle_mm_fault(evma, addr, flags, NULL);
 	/* A NOWAIT fault never drops the lock (see faultin_page()). */
 	WARN_ON_ONCE(ret & VM_FAULT_COMPLETED);
@@ -328,9 +335,9 @@ static int xpmem_fault_in_nowait(struct vm_area_struct *evma, unsigned long addr
 /*
  * Fault in the exporter's pages [@start, @end) with the exporter's lock
  * alone: the attacher's has been dropped, so this may wait as long as the
- * exporter's own access would, killably, and the fault may drop the lock
- * for I/O. A page that fails is skipped; the first failure is returned
- * (0, -EINTR, -ENOMEM or -EFAULT).
+ * exporter's own access would (killably where the fault allows it, and the
+ * fault may drop the lock for I/O). A page that fails is skipped; the
+ * first failure is returned (0, -EINTR, -ENOMEM or -EFAULT).
  */
 static int xpmem_fault_in_unlocked(struct mm_struct *src, unsigned long start,
 				   unsigned long end, bool write)
@@ -338,6 +345,7 @@ static int xpmem_fault_in_unlocked(struct mm_struct *src, unsigned long start,
 	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
 	struct vm_area_struct *evma;
 	unsigned long addr;
+	/* Whether the fault dropped the lock: we look the VMA up each time. */
 	bool unlocked = false;
 	int ret = 0, err;
 
@@ -373,30 +381,34 @@ static bool xpmem_pfn_usable(unsigned long hpfn, bool write)
 	return (hpfn & HMM_PFN_VALID) && (!write || (hpfn & HMM_PFN_WRITE));
 }
 
-/*
- * What a fault-in made without the attacher's lock found, for the fault
- * made again: SIGBUS or OOM, if it is the same access; else 0.
- */
-static vm_fault_t xpmem_fault_in_result(struct xpmem_attachment *att, unsigned long src_addr,
-					bool write)
-{
-	unsigned long failed = READ_ONCE(att->fault_in_failed);
-	unsigned long want = src_addr | (write ? XPMEM_FAILED_WRITE : 0);
-
-	if (!failed || (failed & ~XPMEM_FAILED_OOM) != want)
-		return 0;
-	WRITE_ONCE(att->fault_in_failed, 0);
-	return failed & XPMEM_FAILED_OOM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
-}
+/* What a fault tells XPMEM_ATTACH_POPULATE besides its result. */
+struct xpmem_populate_step {
+	unsigned long mapped_end;	/* the end of the window mapped */
+	bool faulted_in;		/* faulted in without the lock (RETRY) */
+	int err;			/* and what that fault-in returned */
+};
 
 /*
  * The mapping half of a fault, under the exporter's mmap_lock: vet the
  * exporter's VMA, snapshot [*startp, *endp) of the attachment (clipped to
  * that VMA) and insert it. On return *startp and *endp say what was mapped.
- * If the exporter's memory must be faulted in first, and that could wait
- * (see xpmem_fault_in_nowait()), nothing is mapped: *fault_in is set, with
- * *startp and *endp the exporter range to fault in, and the caller does it
- * without the attacher's lock (xpmem_fault_in_dropped()).
+ *
+ * How the exporter's memory is faulted in, so that the attacher never
+ * holds its lock for longer than it would hold it mapping the exporter's
+ * memory itself (see Locking at the top):
+ *  - may_drop: a first try of a fault that may drop its lock and be made
+ *    again. Anonymous memory is faulted in here without waiting; other
+ *    memory is snapshotted first. What is missing then, or would wait, is
+ *    faulted in by our caller after dropping the attacher's lock: *fault_in
+ *    is set, *startp and *endp are the exporter range, nothing is mapped.
+ *  - otherwise (a fault made again, or one that may not drop its lock)
+ *    the page is faulted in here and may wait, as the kernel's own fault
+ *    of a file does when it is made again after dropping its lock for I/O
+ *    (filemap_fault()). ->pfn_mkwrite never waits: what it cannot do
+ *    without waiting it leaves to ->fault, its PTE empty.
+ *  - populate faults anonymous windows in whole (hmm_range_fault(), which
+ *    waits as a fault without FAULT_FLAG_ALLOW_RETRY); file windows once
+ *    without the lock, then maps what is there.
  */
 static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src,
 				     enum xpmem_fault_mode mode, unsigned long *pfns,
@@ -410,10 +422,10 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	unsigned long start = *startp, end = *endp;
 	unsigned long src_addr = xpmem_source_addr(vma, addr);
 	unsigned long src_start, src_end, npages, fault_idx, timeout, i;
+	bool may_fault, anon, may_drop, fault_first, nowait;
 	struct hmm_range range = {};
 	struct vm_area_struct *evma;
 	unsigned int unusable = 0;
-	bool may_fault, in_place;
 	vm_fault_t ret;
 	int err;
 
@@ -441,15 +453,16 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	 * may not wait there with the attacher's lock held, so we only map
 	 * what is present and refuse the rest, without calling into
 	 * handle_userfault().
-	 *
-	 * Anonymous memory is faulted in here (in_place), without waiting;
-	 * anything else, whose fault may wait on the exporter's terms, is
-	 * faulted in by our caller after dropping the attacher's lock, and
-	 * the fault made again.
 	 */
 	may_fault = !userfaultfd_armed(evma);
-	in_place = may_fault && vma_is_anonymous(evma);
-	range.default_flags = mode == XPMEM_FAULT_POPULATE && in_place ? HMM_PFN_REQ_FAULT : 0;
+	anon = vma_is_anonymous(evma);
+	may_drop = mode != XPMEM_FAULT_UPGRADE && (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
+		   !(vmf->flags & (FAULT_FLAG_RETRY_NOWAIT | FAULT_FLAG_TRIED));
+	fault_first = may_fault && mode != XPMEM_FAULT_POPULATE &&
+		      (anon || (!may_drop && mode != XPMEM_FAULT_UPGRADE));
+	nowait = may_drop || mode == XPMEM_FAULT_UPGRADE;
+	range.default_flags = mode == XPMEM_FAULT_POPULATE && may_fault && anon ?
+			      HMM_PFN_REQ_FAULT : 0;
 	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	for (;;) {
 		if (time_after(jiffies, timeout) || fatal_signal_pending(current)) {
@@ -461,13 +474,13 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		range.notifier_seq = mmu_interval_read_begin(range.notifier);
 		/*
 		 * Fault in the faulting page, then snapshot the window without
-		 * faulting; populate faults the whole window in one walk.
+		 * faulting; populate faults anonymous windows in one walk.
 		 */
 		err = 0;
-		if (mode != XPMEM_FAULT_POPULATE && in_place)
-			err = xpmem_fault_in_nowait(evma, src_addr, write);
+		if (fault_first)
+			err = xpmem_fault_in_place(evma, src_addr, write, nowait);
 		if (err == -EAGAIN) {
-			/* It would wait: do it without our lock. */
+			/* It would wait: not with the attacher's lock held. */
 			*fault_in = true;
 			src_start = src_addr;
 			src_end = src_addr + PAGE_SIZE;
@@ -487,16 +500,12 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 				xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
 			break;
 		}
-		/*
-		 * Populating memory we do not fault in place: fault in what is
-		 * missing without our lock, once (a fault made again after
-		 * that has FAULT_FLAG_TRIED), and map what is there then.
-		 */
-		if (mode == XPMEM_FAULT_POPULATE && may_fault && !in_place &&
-		    !(vmf->flags & FAULT_FLAG_TRIED)) {
-			for (i = 0; i < npages; i++)
+		/* Populating file memory: fault in what is missing first. */
+		if (mode == XPMEM_FAULT_POPULATE && may_fault && !anon && may_drop) {
+			for (i = 0; i < npages; i++) {
 				if (!(pfns[i] & (HMM_PFN_VALID | HMM_PFN_ERROR)))
 					break;
+			}
 			if (i < npages) {
 				*fault_in = true;
 				ret = 0;
@@ -522,20 +531,12 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		 */
 		if (mode != XPMEM_FAULT_POPULATE && !xpmem_pfn_usable(pfns[fault_idx], write)) {
 			mutex_unlock(&seg->lock);
-			/*
-			 * Not faulted in here: have it faulted in without our
-			 * lock, unless that was done and failed.
-			 */
-			if (may_fault && !in_place && !(pfns[fault_idx] & HMM_PFN_ERROR)) {
-				ret = xpmem_fault_in_result(att, src_addr, write);
-				if (!ret) {
-					*fault_in = true;
-					src_start = src_addr;
-					src_end = src_addr + PAGE_SIZE;
-					break;
-				}
-				if (ret == VM_FAULT_SIGBUS)
-					xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
+			if (may_fault && !fault_first && !(pfns[fault_idx] & HMM_PFN_ERROR)) {
+				/* Not faulted in here: see above. */
+				*fault_in = true;
+				src_start = src_addr;
+				src_end = src_addr + PAGE_SIZE;
+				ret = 0;
 				break;
 			}
 			/*
@@ -559,9 +560,8 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	}
 	if (*fault_in) {
 		/* The caller faults in the exporter's range. */
-		*startp = src_start;
-		*endp = src_end;
-		return ret;
+		start = src_start;
+		end = src_end;
 	}
 	*startp = start;
 	*endp = end;
@@ -570,49 +570,39 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 
 /*
  * The exporter's memory [@src_start, @src_end) must be faulted in, and that
- * may wait for as long as the exporter likes. Never with the attacher's
- * lock held (see Locking at the top): drop it, fault in with the
- * exporter's lock alone, and have the fault made again (VM_FAULT_RETRY).
- * The attachment is held across, to report a failure to the fault made
- * again. A fault that may not drop its lock cannot have this done: it
- * gets SIGBUS, and ->pfn_mkwrite VM_FAULT_NOPAGE with its PTE empty, so
- * that the write faults again through ->fault.
+ * could wait for as long as the exporter likes: not with the attacher's
+ * lock held (see Locking at the top). Drop it, fault in with the
+ * exporter's lock alone, and have the fault made again (VM_FAULT_RETRY);
+ * the fault made again faults in place, and reports what fails (see
+ * xpmem_fault_locked()). ->pfn_mkwrite, which may not drop its lock, gets
+ * VM_FAULT_NOPAGE with its PTE empty, so that the write faults again
+ * through ->fault.
  */
 static vm_fault_t xpmem_fault_in_dropped(struct vm_fault *vmf, enum xpmem_fault_mode mode,
 					 struct mm_struct *src, unsigned long src_start,
-					 unsigned long src_end)
+					 unsigned long src_end, struct xpmem_populate_step *step)
 {
-	struct xpmem_attachment *att = vmf->vma->vm_private_data;
-	bool write = mode == XPMEM_FAULT_WRITE;
 	int err;
 
 	if (mode == XPMEM_FAULT_UPGRADE)
 		return VM_FAULT_NOPAGE;
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
-		xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
-		return VM_FAULT_SIGBUS;
-	}
-	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
-		return VM_FAULT_RETRY;
-	kref_get(&att->ref);
 	xpmem_release_fault_lock(vmf);
+	/* No VMA, attachment or segment from here on: src is held. */
 	xpmem_stat_inc(XPMEM_STAT_FAULT_IN_UNLOCKED);
-	err = xpmem_fault_in_unlocked(src, src_start, src_end, write);
-	/* Populate maps what is there when made again; it needs no report. */
-	if (err && err != -EINTR && mode != XPMEM_FAULT_POPULATE)
-		WRITE_ONCE(att->fault_in_failed, src_start | (write ? XPMEM_FAILED_WRITE : 0) |
-			   (err == -ENOMEM ? XPMEM_FAILED_OOM : 0));
-	xpmem_attachment_put(att);
+	err = xpmem_fault_in_unlocked(src, src_start, src_end, mode == XPMEM_FAULT_WRITE);
+	if (step) {
+		step->faulted_in = true;
+		step->err = err;
+	}
 	return VM_FAULT_RETRY;
 }
 
 /*
  * A fault on an attachment at vmf->address. @mode: see enum
- * xpmem_fault_mode. If @mapped_end is not NULL, it is set to the end of
- * the window that was mapped (populate walks on from there).
+ * xpmem_fault_mode. @step, for populate, learns how the fault went.
  */
 static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode mode,
-				     unsigned long *mapped_end)
+				     struct xpmem_populate_step *step)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
@@ -662,13 +652,11 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	if (locked)
 		mmap_read_unlock(src);
 	if (fault_in) {
-		ret = xpmem_fault_in_dropped(vmf, mode, src, start, end);
-		if (mapped_end)
-			*mapped_end = addr;
+		ret = xpmem_fault_in_dropped(vmf, mode, src, start, end, step);
 		goto out_mmput;
 	}
-	if (mapped_end)
-		*mapped_end = end;
+	if (step)
+		step->mapped_end = end;
 	if (!(ret & VM_FAULT_ERROR) && fatal_signal_pending(current)) {
 		/* Not NOPAGE: a kernel user copy would fault again forever. */
 		if (mode != XPMEM_FAULT_UPGRADE && (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
@@ -706,8 +694,9 @@ static vm_fault_t xpmem_vm_fault(struct vm_fault *vmf)
  * whose exporter PTE may since have been write-protected and the same PFN
  * mapped read-only again. So we never let it: we drop our PTE, map the one
  * page again for writing ourselves (dirtying it, see the top), and return
- * VM_FAULT_NOPAGE. If the exporter's lock is busy, the PTE is simply left
- * empty and the write faults again through ->fault, which may wait.
+ * VM_FAULT_NOPAGE. If the exporter's lock is busy, or the page could only
+ * be faulted in by waiting, the PTE is simply left empty and the write
+ * faults again through ->fault, which may drop the lock and wait.
  */
 static vm_fault_t xpmem_vm_pfn_mkwrite(struct vm_fault *vmf)
 {
@@ -774,17 +763,19 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 /*
  * Fault in one window (or, after a hole, one page) at @addr of the current
  * mm's attachment @att, as a fault with retry allowed would (@tried: made
- * again after VM_FAULT_RETRY). Returns the fault result; VM_FAULT_RETRY
- * means the lock was dropped. *@next is where the mapped window ended.
+ * again after faulting in without the lock). Returns the fault result;
+ * VM_FAULT_RETRY means the lock was dropped. @step says where the mapped
+ * window ended, and whether the fault faulted in without the lock.
  */
 static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long addr,
-				     enum xpmem_fault_mode mode, bool tried, unsigned long *next)
+				     enum xpmem_fault_mode mode, bool tried,
+				     struct xpmem_populate_step *step)
 {
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
 	vm_fault_t ret;
 
-	*next = addr + PAGE_SIZE;
+	*step = (struct xpmem_populate_step){ .mapped_end = addr + PAGE_SIZE };
 	if (mmap_read_lock_killable(mm))
 		return VM_FAULT_SIGBUS;
 	vma = vma_lookup(mm, addr);
@@ -802,10 +793,30 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 			.pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT),
 		};
 
-		ret = xpmem_fault_common(&vmf, mode, next);
+		ret = xpmem_fault_common(&vmf, mode, step);
 	}
 	if (!(ret & VM_FAULT_RETRY))
 		mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * Populate the one page at @addr as a read fault would, made again as the
+ * CPU makes it again. Returns the fault result, never VM_FAULT_RETRY (a
+ * fatal signal ends it with VM_FAULT_SIGBUS; the caller checks for one).
+ */
+static vm_fault_t xpmem_populate_page(struct xpmem_attachment *att, unsigned long addr)
+{
+	struct xpmem_populate_step step;
+	bool tried = false;
+	vm_fault_t ret;
+
+	do {
+		if (fatal_signal_pending(current))
+			return VM_FAULT_SIGBUS;
+		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_READ, tried, &step);
+		tried = step.faulted_in;
+	} while (ret & VM_FAULT_RETRY);
 	return ret;
 }
 
@@ -817,7 +828,8 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 			  unsigned long end)
 {
-	unsigned long addr = start, next, win_end;
+	struct xpmem_populate_step step;
+	unsigned long addr = start, win_end;
 	bool tried = false;
 	vm_fault_t ret;
 
@@ -826,30 +838,28 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 			return -EINTR;
 		if (READ_ONCE(att->seg->dead))
 			return -ENOENT;
-		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_POPULATE, tried, &next);
-		/* Faulted in without the lock: map what is there now. */
-		tried = ret & VM_FAULT_RETRY;
-		if (tried)
+		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_POPULATE, tried, &step);
+		if (ret & VM_FAULT_RETRY) {
+			/* Faulted in without the lock: map what is there now. */
+			if (step.err == -ENOMEM)
+				return -ENOMEM;
+			tried = step.faulted_in;
 			continue;
+		}
+		tried = false;
 		if (ret & VM_FAULT_OOM)
 			return -ENOMEM;
 		if (!(ret & VM_FAULT_SIGBUS)) {
-			addr = max(next, addr + PAGE_SIZE);
+			addr = max(step.mapped_end, addr + PAGE_SIZE);
 			continue;
 		}
 		win_end = min(end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
 		for (; addr < win_end; addr += PAGE_SIZE) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
 			if (READ_ONCE(att->seg->dead))
 				return -ENOENT;
-			tried = false;
-			do {
-				if (fatal_signal_pending(current))
-					return -EINTR;
-				ret = xpmem_populate_one(att, addr, XPMEM_FAULT_READ, tried, &next);
-				tried = true;
-			} while (ret & VM_FAULT_RETRY);
-			tried = false;
-			if (ret & VM_FAULT_OOM)
+			if (xpmem_populate_page(att, addr) & VM_FAULT_OOM)
 				return -ENOMEM;
 		}
 	}

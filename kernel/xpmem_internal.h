@@ -123,13 +123,6 @@ struct xpmem_attachment {
 	struct xpmem_file *xf;		/* identity only: never dereferenced */
 	u64 apid;			/* the permit it was made through */
 	/*
-	 * The last fault-in that failed after a fault had dropped the
-	 * attacher's lock (attach.c): exporter address | XPMEM_FAILED_*,
-	 * for the fault made again to report. Racy on purpose: a stale or
-	 * lost value costs one more fault-in, never a wrong answer.
-	 */
-	unsigned long fault_in_failed;
-	/*
 	 * Segment offsets [start, last] (bytes) that the attach mapped: every
 	 * VMA piece of it maps inside them. In seg->attached from our ->mmap
 	 * until the attachment is freed, after its last piece and its file
