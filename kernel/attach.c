@@ -29,9 +29,11 @@
  *    mappings (another attachment among them), nothing the exporter's VMA
  *    does not allow (xpmem_vma_mirrorable()). hmm_range_fault() refuses
  *    some of these itself; it does not refuse memfd_secret.
- *  - A page is mapped writable only by a write fault, and only after a
- *    write fault in the exporter's mm (fixup_user_fault()) has made the
- *    exporter's PTE writable and dirty, as the exporter's own store would.
+ *  - A page is mapped writable only by a write fault, and only once the
+ *    exporter's PTE is writable and its page dirty, as the exporter's own
+ *    store would leave them: a write fault in the exporter's mm has made
+ *    them so, or (a PTE already writable, as shmem's) the folio is marked
+ *    dirty when we map it.
  *    The store then lands in a page that reclaim and writeback know to
  *    keep: our PTE is a PFN mapping, its dirty bit is seen by nobody, and a
  *    zap throws it away. Whatever cleans the page again (writeback's
@@ -50,13 +52,15 @@
  *    unkillably. Such fault-ins are made after dropping the attacher's
  *    lock, as above. A fault made again after that, or one that may not
  *    drop its lock, faults in place and may wait, as the kernel's own
- *    fault of a file does then: the attacher never holds its lock longer
- *    than it would mapping the exporter's memory itself.
+ *    fault of a file does then (killably where it can): the attacher
+ *    never holds its lock longer than it would mapping the exporter's
+ *    memory itself.
  *  - Two processes that attach each other, with a writer queued on each
  *    mmap_lock, would deadlock if either waited for the other's lock with
  *    its own held. We trylock the exporter's; when that fails
  *    and the fault may be retried, we drop the attacher's lock, wait for
- *    the exporter's, and return VM_FAULT_RETRY. ->pfn_mkwrite, which may
+ *    the exporter's, fault the page in there, and return VM_FAULT_RETRY
+ *    (xpmem_lock_source()). ->pfn_mkwrite, which may
  *    not retry, returns VM_FAULT_NOPAGE with its PTE emptied, so that the
  *    access faults again through ->fault. A fault that may not be retried
  *    at all (no FAULT_FLAG_ALLOW_RETRY: fixup_user_fault()) fails with
@@ -171,38 +175,6 @@ static bool xpmem_source_busy(struct mm_struct *src)
 }
 
 /*
- * Lock the exporter's mm for reading, or tell the caller what to return.
- * Returns 1 if we took the lock, 0 if it was already held (self-attach), or
- * a VM_FAULT_ code (negated): VM_FAULT_RETRY when the fault lock has been
- * dropped (unless FAULT_FLAG_RETRY_NOWAIT); in ->pfn_mkwrite (@may_retry
- * false), which must not return VM_FAULT_RETRY, VM_FAULT_NOPAGE: it has
- * emptied the PTE, and the access faults again through ->fault, which may
- * wait. A fault that may not be retried at all (fixup_user_fault(), as for
- * futexes) gets VM_FAULT_SIGBUS, its caller -EFAULT: answering
- * VM_FAULT_NOPAGE would have such a caller (futex_wake_op()) fault again
- * and again, in the kernel, for as long as the exporter holds its lock.
- */
-static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src, bool may_retry)
-{
-	if (src == vmf->vma->vm_mm && xpmem_fault_holds_mmap_lock(vmf))
-		return 0;
-	if (!xpmem_source_busy(src))
-		return 1;
-	xpmem_stat_inc(XPMEM_STAT_FAULT_SOURCE_BUSY);
-	if (!may_retry)
-		return -VM_FAULT_NOPAGE;
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
-		return -VM_FAULT_SIGBUS;
-	if (!(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
-		xpmem_release_fault_lock(vmf);
-		/* Wait for the exporter's lock without holding ours. */
-		if (!mmap_read_lock_killable(src))
-			mmap_read_unlock(src);
-	}
-	return -VM_FAULT_RETRY;
-}
-
-/*
  * May an attachment map pages of this exporter VMA, for writing if @write?
  * Only what get_user_pages() would give (check_vma_flags() in mm/gup.c):
  * no I/O or PFN mappings, no secret memory, and the VMA's own protection.
@@ -290,6 +262,13 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 	return ret;
 }
 
+/* How a fault-in in place may wait (xpmem_fault_in_place()). */
+enum xpmem_fault_wait {
+	XPMEM_NOWAIT,		/* not at all (FAULT_FLAG_RETRY_NOWAIT) */
+	XPMEM_WAIT_KILLABLE,	/* killably, as a fault made again */
+	XPMEM_WAIT,		/* as a fault that may not drop its lock */
+};
+
 /*
  * Fault in the exporter's page at @addr in place, under both mmap_locks,
  * as the exporter's own access would: a write dirties the exporter's PTE
@@ -298,35 +277,41 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
  * touched; it turns every fault error, running out of memory too, into
  * -EFAULT; and it cannot be told not to wait.
  *
- * @nowait: FAULT_FLAG_RETRY_NOWAIT, under which handle_mm_fault() returns
- * VM_FAULT_RETRY with the lock still held where it would wait for a page
- * lock or I/O; only for anonymous memory, whose faults then wait for
- * nothing the exporter controls (swap-in from a synchronous device,
- * migration, compaction, reclaim: the kernel's own work). A file's fault
- * can wait in ->page_mkwrite (a frozen file system, a FUSE server's
- * writeback) whatever the flags. Without @nowait it waits as any fault
- * without FAULT_FLAG_ALLOW_RETRY does.
+ * @how: XPMEM_NOWAIT has handle_mm_fault() return VM_FAULT_RETRY, the lock
+ * still held, where it would wait for a page lock or I/O; used for
+ * anonymous memory only, whose faults then wait for nothing the exporter
+ * controls but for the kernel's own work (swap-in from a synchronous
+ * device, migration, compaction, reclaim). A file's fault can wait in
+ * ->page_mkwrite (a frozen file system, a FUSE server's writeback)
+ * whatever the flags. XPMEM_WAIT_KILLABLE faults as the kernel's own fault
+ * made again does (FAULT_FLAG_TRIED): it waits killably where it can, and
+ * drops the exporter's lock when killed.
  *
- * Returns 0, -EAGAIN (it would wait), -ENOMEM or -EFAULT (SIGBUS).
+ * Returns 0; -EAGAIN: it would wait (XPMEM_NOWAIT); -EINTR: the exporter's
+ * lock was dropped (XPMEM_WAIT_KILLABLE); -ENOMEM; or -EFAULT (SIGBUS).
  */
 static int xpmem_fault_in_place(struct vm_area_struct *evma, unsigned long addr, bool write,
-				bool nowait)
+				enum xpmem_fault_wait how)
 {
 	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
 	vm_fault_t ret;
 
 	if (xpmem_should_fail())
-		return nowait ? -EAGAIN : -ENOMEM;
+		return how == XPMEM_NOWAIT ? -EAGAIN : -ENOMEM;
 	if (evma->vm_mm != current->mm)
 		flags |= FAULT_FLAG_REMOTE;
-	if (!nowait)
+	if (how == XPMEM_WAIT)
 		return fixup_user_fault(evma->vm_mm, addr, flags, NULL);
-	flags |= FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT;
+	flags |= FAULT_FLAG_ALLOW_RETRY;
+	flags |= how == XPMEM_NOWAIT ? FAULT_FLAG_RETRY_NOWAIT :
+				       FAULT_FLAG_KILLABLE | FAULT_FLAG_TRIED;
 	ret = handle_mm_fault(evma, addr, flags, NULL);
-	/* A NOWAIT fault never drops the lock (see faultin_page()). */
-	WARN_ON_ONCE(ret & VM_FAULT_COMPLETED);
-	if (ret & VM_FAULT_RETRY)
-		return -EAGAIN;
+	if (ret & (VM_FAULT_RETRY | VM_FAULT_COMPLETED)) {
+		/* A NOWAIT fault never drops the lock (see faultin_page()). */
+		if (how == XPMEM_NOWAIT && !WARN_ON_ONCE(ret & VM_FAULT_COMPLETED))
+			return -EAGAIN;
+		return -EINTR;
+	}
 	if (ret & VM_FAULT_OOM)
 		return -ENOMEM;
 	return ret & VM_FAULT_ERROR ? -EFAULT : 0;
@@ -334,13 +319,14 @@ static int xpmem_fault_in_place(struct vm_area_struct *evma, unsigned long addr,
 
 /*
  * Fault in the exporter's pages [@start, @end) with the exporter's lock
- * alone: the attacher's has been dropped, so this may wait as long as the
- * exporter's own access would (killably where the fault allows it, and the
- * fault may drop the lock for I/O). A page that fails is skipped; the
- * first failure is returned (0, -EINTR, -ENOMEM or -EFAULT).
+ * alone (held on entry and on return): the attacher's has been dropped, so
+ * this may wait as long as the exporter's own access would, killably where
+ * the fault allows it, and the fault may drop the lock for I/O. A page that
+ * fails is skipped. Returns 0, or what failed: -ENOMEM before anything
+ * else, then -EINTR (which ends it), then -EFAULT.
  */
-static int xpmem_fault_in_unlocked(struct mm_struct *src, unsigned long start,
-				   unsigned long end, bool write)
+static int xpmem_fault_in_range(struct mm_struct *src, unsigned long start,
+				unsigned long end, bool write)
 {
 	unsigned int flags = write ? FAULT_FLAG_WRITE : 0;
 	struct vm_area_struct *evma;
@@ -351,13 +337,9 @@ static int xpmem_fault_in_unlocked(struct mm_struct *src, unsigned long start,
 
 	if (src != current->mm)
 		flags |= FAULT_FLAG_REMOTE;
-	if (mmap_read_lock_killable(src))
-		return -EINTR;
 	for (addr = start; addr < end; addr += PAGE_SIZE) {
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			break;
-		}
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		/* Vetted again: neither lock was held since the last look. */
 		evma = vma_lookup(src, addr);
 		if (!evma || !xpmem_vma_mirrorable(evma, write) || userfaultfd_armed(evma))
@@ -366,12 +348,11 @@ static int xpmem_fault_in_unlocked(struct mm_struct *src, unsigned long start,
 			err = -ENOMEM;
 		else
 			err = fixup_user_fault(src, addr, flags, &unlocked);
+		if (err == -ENOMEM || err == -EINTR)
+			return err;
 		if (err && !ret)
 			ret = err;
-		if (err == -EINTR)
-			break;
 	}
-	mmap_read_unlock(src);
 	return ret;
 }
 
@@ -404,15 +385,18 @@ struct xpmem_populate_step {
  *  - otherwise (a fault made again, or one that may not drop its lock)
  *    the page is faulted in here and may wait, as the kernel's own fault
  *    of a file does when it is made again after dropping its lock for I/O
- *    (filemap_fault()). ->pfn_mkwrite never waits: what it cannot do
- *    without waiting it leaves to ->fault, its PTE empty.
+ *    (filemap_fault()): killably (XPMEM_WAIT_KILLABLE) if the fault may
+ *    be retried, else as a fault that may not be. ->pfn_mkwrite and a
+ *    FAULT_FLAG_RETRY_NOWAIT fault never wait: what they cannot do without
+ *    waiting they leave to a fault made again.
  *  - populate faults anonymous windows in whole (hmm_range_fault(), which
  *    waits as a fault without FAULT_FLAG_ALLOW_RETRY); file windows once
  *    without the lock, then maps what is there.
  */
 static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src,
 				     enum xpmem_fault_mode mode, unsigned long *pfns,
-				     unsigned long *startp, unsigned long *endp, bool *fault_in)
+				     unsigned long *startp, unsigned long *endp, bool *fault_in,
+				     bool *src_dropped)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
@@ -422,7 +406,8 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	unsigned long start = *startp, end = *endp;
 	unsigned long src_addr = xpmem_source_addr(vma, addr);
 	unsigned long src_start, src_end, npages, fault_idx, timeout, i;
-	bool may_fault, anon, may_drop, fault_first, nowait;
+	bool may_fault, anon, may_drop, may_wait, fault_first;
+	enum xpmem_fault_wait how;
 	struct hmm_range range = {};
 	struct vm_area_struct *evma;
 	unsigned int unusable = 0;
@@ -458,9 +443,15 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 	anon = vma_is_anonymous(evma);
 	may_drop = mode != XPMEM_FAULT_UPGRADE && (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
 		   !(vmf->flags & (FAULT_FLAG_RETRY_NOWAIT | FAULT_FLAG_TRIED));
-	fault_first = may_fault && mode != XPMEM_FAULT_POPULATE &&
-		      (anon || (!may_drop && mode != XPMEM_FAULT_UPGRADE));
-	nowait = may_drop || mode == XPMEM_FAULT_UPGRADE;
+	may_wait = mode != XPMEM_FAULT_UPGRADE && !may_drop &&
+		   !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT);
+	fault_first = may_fault && mode != XPMEM_FAULT_POPULATE && (anon || may_wait);
+	if (!may_wait)
+		how = XPMEM_NOWAIT;
+	else if (vmf->flags & FAULT_FLAG_ALLOW_RETRY)
+		how = XPMEM_WAIT_KILLABLE;
+	else
+		how = XPMEM_WAIT;
 	range.default_flags = mode == XPMEM_FAULT_POPULATE && may_fault && anon ?
 			      HMM_PFN_REQ_FAULT : 0;
 	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
@@ -478,7 +469,13 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		 */
 		err = 0;
 		if (fault_first)
-			err = xpmem_fault_in_place(evma, src_addr, write, nowait);
+			err = xpmem_fault_in_place(evma, src_addr, write, how);
+		if (err == -EINTR) {
+			/* Killed, and the exporter's lock is gone. */
+			*src_dropped = true;
+			ret = VM_FAULT_RETRY;
+			break;
+		}
 		if (err == -EAGAIN) {
 			/* It would wait: not with the attacher's lock held. */
 			*fault_in = true;
@@ -569,6 +566,45 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 }
 
 /*
+ * Lock the exporter's mm for reading, or tell the caller what to return.
+ * Returns 1 if we took the lock, 0 if it was already held (self-attach), or
+ * a VM_FAULT_ code (negated): VM_FAULT_RETRY when the fault lock has been
+ * dropped (unless FAULT_FLAG_RETRY_NOWAIT); in ->pfn_mkwrite (@may_retry
+ * false), which must not return VM_FAULT_RETRY, VM_FAULT_NOPAGE: it has
+ * emptied the PTE, and the access faults again through ->fault, which may
+ * wait. A fault that may not be retried at all (fixup_user_fault(), as for
+ * futexes) gets VM_FAULT_SIGBUS, its caller -EFAULT: answering
+ * VM_FAULT_NOPAGE would have such a caller (futex_wake_op()) fault again
+ * and again, in the kernel, for as long as the exporter holds its lock.
+ *
+ * Having waited for the exporter's lock without ours, the fault faults in
+ * the exporter's page at @src_addr there and then: the fault made again
+ * is a retried one (FAULT_FLAG_TRIED), which faults in place and may wait.
+ */
+static int xpmem_lock_source(struct vm_fault *vmf, struct mm_struct *src, bool may_retry,
+			     unsigned long src_addr, bool write)
+{
+	if (src == vmf->vma->vm_mm && xpmem_fault_holds_mmap_lock(vmf))
+		return 0;
+	if (!xpmem_source_busy(src))
+		return 1;
+	xpmem_stat_inc(XPMEM_STAT_FAULT_SOURCE_BUSY);
+	if (!may_retry)
+		return -VM_FAULT_NOPAGE;
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return -VM_FAULT_SIGBUS;
+	if (!(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
+		xpmem_release_fault_lock(vmf);
+		/* Wait for the exporter's lock without holding ours. */
+		if (!mmap_read_lock_killable(src)) {
+			xpmem_fault_in_range(src, src_addr, src_addr + PAGE_SIZE, write);
+			mmap_read_unlock(src);
+		}
+	}
+	return -VM_FAULT_RETRY;
+}
+
+/*
  * The exporter's memory [@src_start, @src_end) must be faulted in, and that
  * could wait for as long as the exporter likes: not with the attacher's
  * lock held (see Locking at the top). Drop it, fault in with the
@@ -576,20 +612,29 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
  * the fault made again faults in place, and reports what fails (see
  * xpmem_fault_locked()). ->pfn_mkwrite, which may not drop its lock, gets
  * VM_FAULT_NOPAGE with its PTE empty, so that the write faults again
- * through ->fault.
+ * through ->fault; a FAULT_FLAG_RETRY_NOWAIT fault VM_FAULT_RETRY with its
+ * lock kept.
  */
 static vm_fault_t xpmem_fault_in_dropped(struct vm_fault *vmf, enum xpmem_fault_mode mode,
 					 struct mm_struct *src, unsigned long src_start,
 					 unsigned long src_end, struct xpmem_populate_step *step)
 {
-	int err;
+	int err = -EINTR;
 
 	if (mode == XPMEM_FAULT_UPGRADE)
 		return VM_FAULT_NOPAGE;
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+	/* Only a first try of a fault that may be retried comes here. */
+	if (WARN_ON_ONCE(!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)))
+		return VM_FAULT_SIGBUS;
 	xpmem_release_fault_lock(vmf);
 	/* No VMA, attachment or segment from here on: src is held. */
 	xpmem_stat_inc(XPMEM_STAT_FAULT_IN_UNLOCKED);
-	err = xpmem_fault_in_unlocked(src, src_start, src_end, mode == XPMEM_FAULT_WRITE);
+	if (!mmap_read_lock_killable(src)) {
+		err = xpmem_fault_in_range(src, src_start, src_end, mode == XPMEM_FAULT_WRITE);
+		mmap_read_unlock(src);
+	}
 	if (step) {
 		step->faulted_in = true;
 		step->err = err;
@@ -608,7 +653,7 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	struct xpmem_attachment *att = vma->vm_private_data;
 	struct xpmem_segment *seg = att->seg;
 	unsigned long addr = vmf->address & PAGE_MASK;
-	bool fault_in = false;
+	bool fault_in = false, src_dropped = false;
 	unsigned long start, end;
 	struct mm_struct *src;
 	unsigned long *pfns;
@@ -642,13 +687,23 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 		kvfree(pfns);
 		goto sigbus;
 	}
-	locked = xpmem_lock_source(vmf, src, mode != XPMEM_FAULT_UPGRADE);
+	locked = xpmem_lock_source(vmf, src, mode != XPMEM_FAULT_UPGRADE,
+				   xpmem_source_addr(vma, addr), mode == XPMEM_FAULT_WRITE);
 	if (locked < 0) {
 		/* Our lock may be gone: no VMA, attachment or segment now. */
 		ret = -locked;
 		goto out_mmput;
 	}
-	ret = xpmem_fault_locked(vmf, src, mode, pfns, &start, &end, &fault_in);
+	ret = xpmem_fault_locked(vmf, src, mode, pfns, &start, &end, &fault_in, &src_dropped);
+	if (src_dropped) {
+		/*
+		 * The fault-in in place was killed and dropped the exporter's
+		 * lock: ours too, if that was ours (self-attach).
+		 */
+		if (locked)
+			xpmem_release_fault_lock(vmf);
+		goto out_mmput;
+	}
 	if (locked)
 		mmap_read_unlock(src);
 	if (fault_in) {
@@ -801,9 +856,11 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 }
 
 /*
- * Populate the one page at @addr as a read fault would, made again as the
- * CPU makes it again. Returns the fault result, never VM_FAULT_RETRY (a
- * fatal signal ends it with VM_FAULT_SIGBUS; the caller checks for one).
+ * Populate the one page at @addr as a read fault would, made again after
+ * VM_FAULT_RETRY: as a retried fault if it faulted in without the lock,
+ * else (a busy exporter lock) as a first try. Returns the fault result,
+ * never VM_FAULT_RETRY (a fatal signal ends it with VM_FAULT_SIGBUS; the
+ * caller checks for one).
  */
 static vm_fault_t xpmem_populate_page(struct xpmem_attachment *att, unsigned long addr)
 {
@@ -840,7 +897,10 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 			return -ENOENT;
 		ret = xpmem_populate_one(att, addr, XPMEM_FAULT_POPULATE, tried, &step);
 		if (ret & VM_FAULT_RETRY) {
-			/* Faulted in without the lock: map what is there now. */
+			/*
+			 * Faulted in without the lock: map what is there now.
+			 * (Or the exporter's lock was busy, or a fatal signal.)
+			 */
 			if (step.err == -ENOMEM)
 				return -ENOMEM;
 			tried = step.faulted_in;
