@@ -71,7 +71,9 @@
  *    by a kernel user copy is simply repeated, and a task with a fatal
  *    signal would repeat it forever. So a fatal signal ends the fault with
  *    VM_FAULT_RETRY (lock dropped) or SIGBUS, and a faulting page that is
- *    still not there after it was faulted in is SIGBUS.
+ *    still not there after it was faulted in a few times is faulted in
+ *    without the lock and the fault made again (VM_FAULT_RETRY), or, for
+ *    a fault that may not drop its lock, SIGBUS.
  *  - After the attacher's lock is dropped, the VMA, and with it the
  *    attachment and the segment, may be gone: the fault touches only the
  *    exporter's mm (mmget()ed), its own locals, and an attachment it took
@@ -537,16 +539,30 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 				break;
 			}
 			/*
-			 * handle_mm_fault() may return without having faulted
-			 * (it waited for a migration entry to go, and the PTE
-			 * put back is read-only), so try again, a few times;
-			 * then it is SIGBUS (a special PTE of a mixed map, a
-			 * userfaultfd range we do not fault) rather than a fault
-			 * that maps nothing and is made again forever.
+			 * handle_mm_fault() may return without having faulted:
+			 * it waited for a migration entry to go, or fixed a NUMA
+			 * hinting entry and left the write for another fault,
+			 * and the exporter's THPs and NUMA balancing can keep
+			 * that up for a while. So try again, a few times; then,
+			 * if the fault may drop its lock, fault in without it
+			 * and have the fault made again: a page the exporter can
+			 * access never ends in SIGBUS. What can never be mapped
+			 * (a special PTE of a mixed map, a userfaultfd range we
+			 * do not fault) is SIGBUS, rather than a fault that maps
+			 * nothing and is made again forever.
 			 */
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			if (++unusable < XPMEM_FAULT_IN_TRIES)
 				continue;
+			if (may_fault && !(pfns[fault_idx] & HMM_PFN_ERROR) &&
+			    (mode == XPMEM_FAULT_UPGRADE ||
+			     (vmf->flags & FAULT_FLAG_ALLOW_RETRY))) {
+				*fault_in = true;
+				src_start = src_addr;
+				src_end = src_addr + PAGE_SIZE;
+				ret = 0;
+				break;
+			}
 			xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
 			ret = VM_FAULT_SIGBUS;
 			break;
@@ -625,7 +641,7 @@ static vm_fault_t xpmem_fault_in_dropped(struct vm_fault *vmf, enum xpmem_fault_
 		return VM_FAULT_NOPAGE;
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
-	/* Only a first try of a fault that may be retried comes here. */
+	/* Only a fault that may be retried comes here. */
 	if (WARN_ON_ONCE(!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)))
 		return VM_FAULT_SIGBUS;
 	xpmem_release_fault_lock(vmf);
