@@ -480,11 +480,7 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		}
 		if (err == -EAGAIN) {
 			/* It would wait: not with the attacher's lock held. */
-			*fault_in = true;
-			src_start = src_addr;
-			src_end = src_addr + PAGE_SIZE;
-			ret = 0;
-			break;
+			goto fault_in_page;
 		}
 		if (!err)
 			err = xpmem_hmm_range_fault(&range);
@@ -505,11 +501,8 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 				if (!(pfns[i] & (HMM_PFN_VALID | HMM_PFN_ERROR)))
 					break;
 			}
-			if (i < npages) {
-				*fault_in = true;
-				ret = 0;
-				break;
-			}
+			if (i < npages)
+				goto fault_in_window;
 		}
 
 		mutex_lock(&seg->lock);
@@ -532,11 +525,7 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 			mutex_unlock(&seg->lock);
 			if (may_fault && !fault_first && !(pfns[fault_idx] & HMM_PFN_ERROR)) {
 				/* Not faulted in here: see above. */
-				*fault_in = true;
-				src_start = src_addr;
-				src_end = src_addr + PAGE_SIZE;
-				ret = 0;
-				break;
+				goto fault_in_page;
 			}
 			/*
 			 * handle_mm_fault() may return without having faulted:
@@ -556,13 +545,8 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 				continue;
 			if (may_fault && !(pfns[fault_idx] & HMM_PFN_ERROR) &&
 			    (mode == XPMEM_FAULT_UPGRADE ||
-			     (vmf->flags & FAULT_FLAG_ALLOW_RETRY))) {
-				*fault_in = true;
-				src_start = src_addr;
-				src_end = src_addr + PAGE_SIZE;
-				ret = 0;
-				break;
-			}
+			     (vmf->flags & FAULT_FLAG_ALLOW_RETRY)))
+				goto fault_in_page;
 			xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
 			ret = VM_FAULT_SIGBUS;
 			break;
@@ -571,14 +555,19 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		mutex_unlock(&seg->lock);
 		break;
 	}
-	if (*fault_in) {
-		/* The caller faults in the exporter's range. */
-		start = src_start;
-		end = src_end;
-	}
 	*startp = start;
 	*endp = end;
 	return ret;
+
+fault_in_page:
+	src_start = src_addr;
+	src_end = src_addr + PAGE_SIZE;
+fault_in_window:
+	/* Nothing mapped: the caller faults in the exporter's range. */
+	*fault_in = true;
+	*startp = src_start;
+	*endp = src_end;
+	return 0;
 }
 
 /*
