@@ -5,12 +5,13 @@
 # our debugfs counters, the leak check and the summary. Sourced, not run.
 #
 # Every run-* script is called as
-#   run-NAME [--summary FILE] [--bench SIZES] PREFIX BUILD_DIR
+#   run-NAME [--summary FILE] [--full] [--bench SIZES] PREFIX BUILD_DIR
 # (PREFIX: what build-NAME built; BUILD_DIR: our build, whose libxpmem the
 # consumer loads at run time) and writes "passed failed skipped" to FILE.
 # --bench runs only the bandwidth table, at SIZES (bytes, comma-separated;
 # tools/xpmem-bench --consumers uses it); the default is the functional
-# tests and the table at 64 KiB and 4 MiB.
+# tests and the table at 64 KiB and 4 MiB. --full: what run-tests' full
+# tier adds (more of the consumer's own tests; each script says which).
 
 # consumer_args NAME "$@": sets summary, bench, sizes, prefix and build;
 # checks that the driver's counters are readable (a run without the module
@@ -20,10 +21,15 @@ consumer_args() {
 	shift
 	summary=''
 	# shellcheck disable=SC2034 # used by the scripts that source this
-	bench=0 sizes=(65536 4194304)
+	bench=0 full=0 sizes=(65536 4194304)
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--summary) summary=${2:?--summary needs a file}; shift 2 ;;
+		--full)
+			# shellcheck disable=SC2034 # used by the scripts that source this
+			full=1
+			shift
+			;;
 		--bench)
 			# shellcheck disable=SC2034 # used by the scripts that source this
 			bench=1
