@@ -136,10 +136,16 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	/*
 	 * The first interval notifier of an mm registers the mm's notifier
 	 * subscriptions (mm_take_all_locks(), under mmap_write_lock); later
-	 * ones, of this or any descriptor, do not.
+	 * ones, of this or any descriptor, do not. mm_take_all_locks() gives
+	 * up with -EINTR when any signal is pending, a profiling timer's as
+	 * much as a fatal one. Nothing is registered then, and the arguments
+	 * are unchanged: restart the call after the handler, whatever its
+	 * SA_RESTART, as fork() does when a signal interrupts it.
 	 */
 	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
 					   seg->size, &xpmem_segment_notifier_ops);
+	if (ret == -EINTR)
+		ret = -ERESTARTNOINTR;
 	if (ret)
 		goto out_put;
 

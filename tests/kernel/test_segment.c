@@ -7,6 +7,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -164,6 +167,84 @@ START_TEST(make_rejects_other_permit_types)
 	const int types[] = { 0, 2, 0x100, -1 };
 
 	assert_fails(xpmem_make(NULL, XPMEM_MAXADDR_SIZE, types[_i], MODE(0600)), EINVAL);
+}
+END_TEST
+
+/*
+ * A process's first segment registers its mm's notifiers, which takes
+ * every lock of the address space in turn (mm_take_all_locks()) and gives
+ * up with -EINTR when any signal is pending, fatal or not. Nothing has
+ * happened then, so the make must restart after the handler, as fork()
+ * does in the same spot, and not fail with an errno that no caller
+ * expects: an MPI job with a profiling timer would die in MPI_Init.
+ *
+ * The child holds many VMAs (from its parent), so that the lock walk is
+ * long, and a second thread keeps signalling it, back to back or 20 or
+ * 40 us apart, while it makes its first segment: until the make returns,
+ * and at most 20000 times, so that the restarts end. Without the restart, a make fails with EINTR as soon as
+ * one signal lands in the walk.
+ */
+#define SIGNAL_VMAS 8192
+
+static pthread_t signal_target;
+static atomic_int signal_made;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+static void *send_signals(void *delay_us)
+{
+	for (int i = 0; i < 20000 && !atomic_load(&signal_made); i++) {
+		if (delay_us)
+			usleep((useconds_t)(uintptr_t)delay_us);
+		pthread_kill(signal_target, SIGUSR1);
+	}
+	return NULL;
+}
+
+static int make_under_signals(int64_t delay_us)
+{
+	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */
+	xpmem_segid_t segid;
+	pthread_t thread;
+	int err;
+
+	if (sigaction(SIGUSR1, &sa, NULL))
+		return 3;
+	signal_target = pthread_self();
+	if (pthread_create(&thread, NULL, send_signals, (void *)(uintptr_t)delay_us))
+		return 3;
+	segid = xpmem_make(0, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, MODE(0600));
+	err = errno;
+	atomic_store(&signal_made, 1);
+	pthread_join(thread, NULL);
+	return segid > 0 ? 0 : err == EINTR ? 1 : 2;
+}
+
+START_TEST(make_restarts_after_a_signal)
+{
+	long page = page_size();
+	int status[4] = { 0 };
+	unsigned char *area;
+
+	/*
+	 * Alternate protections, so that no two neighbours merge, and write
+	 * to the writable ones: a VMA with an anon_vma is one more lock to
+	 * take in the walk.
+	 */
+	area = mmap(NULL, SIGNAL_VMAS * page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(area != MAP_FAILED);
+	for (long i = 0; i < SIGNAL_VMAS; i += 2) {
+		ck_assert_int_eq(mprotect(area + i * page, page, PROT_READ | PROT_WRITE), 0);
+		area[i * page] = 1;
+	}
+	for (int child = 0; child < 30; child++)
+		status[in_child(make_under_signals, child % 3 * 20) & 3]++;
+	ck_assert_int_eq(munmap(area, SIGNAL_VMAS * page), 0);
+	ck_assert_msg(status[0] == 30, "of 30 makes under signals: %d EINTR, %d other errors, "
+		      "%d could not set up", status[1], status[2], status[3]);
 }
 END_TEST
 
@@ -515,6 +596,7 @@ int main(void)
 	tcase_add_test(tc, make_accepts_every_mode_within_0777);
 	tcase_add_loop_test(tc, make_rejects_other_permit_types, 0, 4);
 	tcase_add_test(tc, make_rejects_flags_and_reserved);
+	tcase_add_test(tc, make_restarts_after_a_signal);
 
 	tc = xtest_tcase(s, "remove");
 	tcase_add_test(tc, remove_twice_is_enoent);
