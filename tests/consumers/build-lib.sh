@@ -9,7 +9,8 @@
 # root is theirs read-only; /root, /tmp and /var/tmp are not):
 #   ${XPMEM_CONSUMER_CACHE:-/var/cache/xpmem-consumers}/<name>-<version>-<key>/
 # keyed by the consumer's source version, its configure options, and our
-# public headers and library ABI (VERSION's libxpmem_so_version). A hit
+# public headers (their code, not their comments) and library ABI
+# (VERSION's libxpmem_so_version). A hit
 # costs the source look-up only (apt, a few seconds). A miss keeps its
 # build log there as build.log.
 
@@ -44,8 +45,11 @@ consumer_begin() {
 		version=${src##*/"$package"-}-upstream
 	fi
 	abi=$(sed -n 's/^libxpmem_so_version=//p' "$consumer_top/VERSION")
-	key=$( { printf '%s\n' "$version" "$@" "$abi"; cat "$consumer_top/include/xpmem.h" \
-		"$consumer_top/include/uapi/xpmem_ioctl.h"; } | sha256sum | cut -c1-12)
+	# The headers without their comments: a reworded comment changes no
+	# consumer's build.
+	key=$( { printf '%s\n' "$version" "$@" "$abi"
+		gcc -fpreprocessed -dD -E -P "$consumer_top/include/xpmem.h" \
+			"$consumer_top/include/uapi/xpmem_ioctl.h"; } | sha256sum | cut -c1-12)
 	prefix=$cache/$name-$version-$key
 	log=$prefix/build.log
 	if [ -f "$prefix/done" ]; then
