@@ -10,6 +10,12 @@
  * Functions report errors by returning -1 (or (void *)-1 for pointers) and
  * setting errno. Calls whose names start with xpmem_ext_ are extensions of
  * this implementation; portable consumers should not depend on them.
+ *
+ * Every call opens /dev/xpmem on its first use in a process (again in a
+ * child after fork()), so each can also fail with the errors listed under
+ * xpmem_version(). Call xpmem_init() first to tell a missing or unusable
+ * device from a call's own errors: ENOENT from xpmem_get() otherwise reads
+ * as "no such segment".
  */
 #ifndef XPMEM_H
 #define XPMEM_H
