@@ -19,6 +19,7 @@
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/signal.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
 
@@ -99,6 +100,33 @@ static int xpmem_make_check(const struct xpmem_ioc_make *arg, u64 *sizep)
 	return 0;
 }
 
+/*
+ * Start following the exporter. The first interval notifier of an mm
+ * registers the mm's notifier subscriptions: mm_take_all_locks(), under
+ * mmap_write_lock, which walks every VMA and gives up with -EINTR as soon as
+ * any signal is pending. Later ones, of this or any descriptor, do not.
+ *
+ * A profiling timer whose period is shorter than that walk would make the
+ * first make of a large process fail every time, and restarting the walk
+ * would never end. So every signal but SIGKILL and SIGSTOP is blocked for
+ * the walk (a few milliseconds at most) and delivered when the ioctl
+ * returns. What can still interrupt it - a fatal signal, SIGSTOP, task work,
+ * the freezer - restarts the call once it is handled: nothing has been
+ * registered then, and the ioctl's argument is unchanged.
+ */
+static int xpmem_segment_insert_notifier(struct xpmem_segment *seg)
+{
+	sigset_t block, old;
+	int ret;
+
+	siginitsetinv(&block, sigmask(SIGKILL) | sigmask(SIGSTOP));
+	sigprocmask(SIG_BLOCK, &block, &old);
+	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
+					   seg->size, &xpmem_segment_notifier_ops);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return ret == -EINTR ? -ERESTARTNOINTR : ret;
+}
+
 int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 {
 	struct xpmem_ioc_make *arg = data;
@@ -133,19 +161,7 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	ret = xpmem_segment_inode(seg);
 	if (ret)
 		goto out_put;
-	/*
-	 * The first interval notifier of an mm registers the mm's notifier
-	 * subscriptions (mm_take_all_locks(), under mmap_write_lock); later
-	 * ones, of this or any descriptor, do not. mm_take_all_locks() gives
-	 * up with -EINTR when any signal is pending, a profiling timer's as
-	 * much as a fatal one. Nothing is registered then, and the arguments
-	 * are unchanged: restart the call after the handler, whatever its
-	 * SA_RESTART, as fork() does when a signal interrupts it.
-	 */
-	ret = mmu_interval_notifier_insert(&seg->notifier, seg->mm, seg->start,
-					   seg->size, &xpmem_segment_notifier_ops);
-	if (ret == -EINTR)
-		ret = -ERESTARTNOINTR;
+	ret = xpmem_segment_insert_notifier(seg);
 	if (ret)
 		goto out_put;
 

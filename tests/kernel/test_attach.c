@@ -493,9 +493,9 @@ END_TEST
 /*
  * One fault maps the pages that the exporter has present in the faulting
  * address's 2 MiB window (one page table of ours), so reading the 64-page
- * buffer costs one fault per window it spans. Loop 0 attaches at a 2 MiB
- * boundary (one window), loop 1 eight pages below one (two windows: the
- * first fault maps 8 pages). NUMA balancing (the guest has two nodes) can
+ * buffer costs one fault per window it spans. Loop 0 attaches it so that
+ * it ends at a 2 MiB boundary (one window), loop 1 so that it starts eight
+ * pages below one (two windows: the first fault maps 8 pages). NUMA balancing (the guest has two nodes) can
  * make some exporter pages briefly not present at any moment, which is
  * correct but spoils the count: measure on a fresh attachment up to 10
  * times and require one clean measurement. A driver that does not batch
@@ -504,7 +504,7 @@ END_TEST
 START_TEST(faults_are_batched)
 {
 	const size_t window = 2UL << 20;
-	const long first = _i == 0 ? 64 : 8, windows = _i == 0 ? 1 : 2;
+	const long first = _i == 0 ? (long)(LEN / PAGE) : 8, windows = _i == 0 ? 1 : 2;
 	long faults = 0, mapped = 0, rest = 0;
 	unsigned char *area, *at;
 	int clean = 0;
@@ -528,9 +528,9 @@ START_TEST(faults_are_batched)
 		rest = xtest_stat("faults") - f0 - faults;
 		clean = faults == 1 && mapped == first && faults + rest == windows;
 		ck_assert_int_eq(xpmem_detach((void *)a), 0);
-		/* Keep the range reserved for the next try. */
-		ck_assert(mmap(at, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			       -1, 0) == at);
+		/* Keep the range reserved for the next try (and check it is free). */
+		ck_assert(mmap(at, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			       MAP_FIXED_NOREPLACE, -1, 0) == at);
 	}
 	ck_assert_msg(clean, "last try: %ld fault(s) mapped %ld of %ld pages, then %ld more "
 		      "fault(s) over %ld window(s)", faults, mapped, first, rest, windows);
