@@ -67,6 +67,22 @@ iterations() {
 	echo "$n"
 }
 
+# bw_row TEST SIZE XPMEM_MBS WITHOUT_MBS ATTACHES FAULTS: one row of a
+# bandwidth table, with the ratio XPMEM / without.
+bw_row() {
+	awk -v t="$1" -v s="$2" -v x="$3" -v n="$4" -v a="$5" -v f="$6" \
+		'BEGIN { printf "%-26s %9d %14.1f %14.1f %8.2f %9d %7d", t, s, x, n, (n > 0 ? x / n : 0), a, f }'
+}
+
+# bw_table TITLE ROW...: the table, for docs/performance.md.
+bw_table() {
+	echo
+	echo "$1 bandwidth, XPMEM against without it (same guest, same run; TCG: only the ratio means anything):"
+	shift
+	printf '%-26s %9s %14s %14s %8s %9s %7s\n' test size "xpmem MB/s" "without MB/s" ratio attaches faults
+	printf '%s\n' "$@"
+}
+
 ok() { echo "== $1: ok"; passed=$((passed + 1)); }
 bad() { echo "== $1: FAILED${2:+ ($2)}" >&2; failed=$((failed + 1)); }
 # stat NAME: one of the driver's counters.
