@@ -74,6 +74,46 @@ bw_row() {
 		'BEGIN { printf "%-26s %9d %14.1f %14.1f %8.2f %9d %7d", t, s, x, n, (n > 0 ? x / n : 0), a, f }'
 }
 
+# bw_compare TEST SIZE NAME WITH WITHOUT COMMAND ARG...: one row of the
+# bandwidth table, appended to table. Runs "COMMAND 1 ARG..." (XPMEM on)
+# and "COMMAND 0 ARG..." (off); each prints its MB/s on stdout and fails
+# if the run failed. WITH and WITHOUT name the two settings in the
+# messages. The XPMEM run must attach through the driver and the other
+# must not; the leak check follows each. $port moves on before each run
+# (commands that listen on it run in $(...), where they cannot move it).
+bw_compare() {
+	local test=$1 size=$2 name=$3 with=$4 without=$5 a0 f0 bw_x bw_n dx=0 df=0
+	shift 5
+	a0=$(stat attaches) f0=$(stat faults)
+	port=$((${port:-0} + 1))
+	if bw_x=$("$1" 1 "${@:2}") && [ -n "$bw_x" ]; then
+		dx=$(($(stat attaches) - a0)) df=$(($(stat faults) - f0))
+		if [ "$dx" -gt 0 ]; then
+			ok "$name, $with ($bw_x MB/s, $dx attaches, $df faults)"
+		else
+			bad "$name, $with" "no attach went through the driver"
+		fi
+	else
+		bad "$name, $with" "the run failed"
+		bw_x=0 dx=0 df=0
+	fi
+	leaks "$name, $with"
+	a0=$(stat attaches)
+	port=$((${port:-0} + 1))
+	if bw_n=$("$1" 0 "${@:2}") && [ -n "$bw_n" ]; then
+		if [ "$(($(stat attaches) - a0))" -eq 0 ]; then
+			ok "$name, $without ($bw_n MB/s)"
+		else
+			bad "$name, $without" "it attached through the driver"
+		fi
+	else
+		bad "$name, $without" "the run failed"
+		bw_n=0
+	fi
+	leaks "$name, $without"
+	table+=("$(bw_row "$test" "$size" "$bw_x" "$bw_n" "$dx" "$df")")
+}
+
 # bw_table TITLE ROW...: the table, for docs/performance.md.
 bw_table() {
 	echo
