@@ -10,9 +10,8 @@
 #   ${XPMEM_CONSUMER_CACHE:-/var/cache/xpmem-consumers}/<name>-<version>-<key>/
 # keyed by the consumer's source version, its configure options, and our
 # public headers (their code, not their comments) and library ABI
-# (VERSION's libxpmem_so_version). A hit
-# costs the source look-up only (apt, a few seconds). A miss keeps its
-# build log there as build.log.
+# (VERSION's libxpmem_so_version). A hit costs the source look-up only
+# (apt, a few seconds). A miss keeps its build log there as build.log.
 
 # consumer_begin NAME PACKAGE SUITE BUILD_DIR OPTION...
 #   Fetches PACKAGE's source from SUITE and sets:

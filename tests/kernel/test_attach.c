@@ -203,8 +203,10 @@ static void peer_stop(struct peer *p)
 	ck_assert_int_eq(waitpid(p->pid, &status, 0), p->pid);
 }
 
-/* Attach the peer's whole buffer through a new permit with @access. */
-/* Attach the peer's buffer at @vaddr (NULL: anywhere). */
+/*
+ * Attach the peer's whole buffer through a new permit with @access, at
+ * @vaddr (NULL: anywhere).
+ */
 static unsigned char *peer_attach_at(struct peer *p, int access, void *vaddr,
 				     xpmem_apid_t *apidp)
 {
@@ -221,6 +223,7 @@ static unsigned char *peer_attach_at(struct peer *p, int access, void *vaddr,
 	return a;
 }
 
+/* The same, anywhere. */
 static unsigned char *peer_attach(struct peer *p, int access, xpmem_apid_t *apidp)
 {
 	return peer_attach_at(p, access, NULL, apidp);
@@ -495,11 +498,11 @@ END_TEST
  * address's 2 MiB window (one page table of ours), so reading the 64-page
  * buffer costs one fault per window it spans. Loop 0 attaches it so that
  * it ends at a 2 MiB boundary (one window), loop 1 so that it starts eight
- * pages below one (two windows: the first fault maps 8 pages). NUMA balancing (the guest has two nodes) can
- * make some exporter pages briefly not present at any moment, which is
- * correct but spoils the count: measure on a fresh attachment up to 10
- * times and require one clean measurement. A driver that does not batch
- * never gets one.
+ * pages below one (two windows: the first fault maps 8 pages). NUMA
+ * balancing (the guest has two nodes) can make some exporter pages briefly
+ * not present at any moment, which is correct but spoils the count:
+ * measure on a fresh attachment up to 10 times and require one clean
+ * measurement. A driver that does not batch never gets one.
  */
 START_TEST(faults_are_batched)
 {

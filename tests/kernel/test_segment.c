@@ -178,14 +178,13 @@ END_TEST
  * in MPI_Init) nor make it start over and over (a timer faster than the
  * walk would never let it finish): the driver blocks it for the walk.
  *
- * Each child holds a few thousand VMAs (from its parent), so that the walk
- * takes a while, and a second thread signals it back to back, from before
- * the make starts (the child waits for the first signal) until it returns,
- * at most 20000 times. Every make must succeed, and make exactly one
- * segment. Before the fix, 10 of 10 such children failed with EINTR (6.1
- * guest). Forking a process with 8192 VMAs is slow under KASAN (thirty
- * children took more than a minute, ten 53 s), so four, with a timeout of
- * their own.
+ * Each child holds 8192 VMAs (from its parent), so that the walk takes a
+ * while, and a second thread signals it back to back, from before the make
+ * starts (the child waits for the first signal) until it returns, at most
+ * 20000 times. Every make must succeed, and make exactly one segment.
+ * Before the fix, 4 of 4 such children failed with EINTR (6.1 guest).
+ * Forking a process with 8192 VMAs is slow under KASAN (thirty children
+ * took more than a minute), so four, with a timeout of their own.
  */
 #define SIGNAL_VMAS 8192
 #define SIGNAL_CHILDREN 4
