@@ -250,7 +250,7 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 		writable = write && i == fault_idx && (hpfn & HMM_PFN_WRITE) &&
 			   (vma->vm_flags & VM_WRITE);
 		if (writable)
-			folio_mark_dirty(page_folio(page));
+			xpmem_page_mark_dirty(page);
 		r = vmf_insert_pfn_prot(vma, start + i * PAGE_SIZE, page_to_pfn(page),
 					writable ? prot_rw : prot_ro);
 		if (r & VM_FAULT_ERROR) {
@@ -765,7 +765,7 @@ static vm_fault_t xpmem_vm_pfn_mkwrite(struct vm_fault *vmf)
 
 	xpmem_stat_inc(XPMEM_STAT_WRITE_UPGRADES);
 	xpmem_zap_begin(&z);
-	zap_vma_ptes(vmf->vma, vmf->address & PAGE_MASK, PAGE_SIZE);
+	xpmem_zap_pfn_range(vmf->vma, vmf->address & PAGE_MASK, PAGE_SIZE);
 	xpmem_zap_end(&z);
 	ret = xpmem_fault_common(vmf, XPMEM_FAULT_UPGRADE, NULL);
 	/* xpmem_lock_source() does not drop the lock in this mode. */
@@ -1070,16 +1070,16 @@ static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *
 {
 	struct mm_struct *mm = current->mm;
 	unsigned long from = 0, start = 0, len;
+	struct xpmem_vma_iter vmi;
 	struct vm_area_struct *vma;
 	int ret;
 
 	for (;;) {
-		VMA_ITERATOR(vmi, mm, from);
-
 		len = 0;
 		if (mmap_read_lock_killable(mm))
 			return -EINTR;
-		for_each_vma(vmi, vma) {
+		xpmem_vma_iter_init(&vmi, mm, from);
+		while ((vma = xpmem_vma_iter_next(&vmi))) {
 			if (!xpmem_vma_matches(vma, xf, att, apid) ||
 			    (keep >= vma->vm_start && keep < vma->vm_end))
 				continue;

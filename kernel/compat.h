@@ -2,14 +2,19 @@
 /*
  * compat.h - every difference between the kernels we support.
  *
- * We build against Linux 6.1 and 6.12 (the two Debian 12 LTS kernels). Any
- * API that differs between them gets a small wrapper here, keyed on
- * LINUX_VERSION_CODE, and the rest of the driver calls the wrapper. No other
- * file in kernel/ may test the kernel version.
+ * We build against Linux 5.10 (Debian 11) to 7.3 (the newest mainline that
+ * Debian publishes); tests/run-tests boots 5.10, 6.1, 6.12, 6.1-RT and a
+ * 7.x lockdep/KASAN kernel. Any API that differs between them gets a small
+ * wrapper here, keyed on LINUX_VERSION_CODE, and the rest of the driver
+ * calls the wrapper. No other file in kernel/ may test the kernel version.
  *
- * Still to come with their first users: the get_user_pages_remote()
- * signature at 6.5 and the PMD insert (vmf_insert_pfn_pmd_prot() in 6.1,
- * vmf_insert_pfn_pmd() in 6.12).
+ * Where a newer kernel only added a name that an older one lacks, the
+ * older one gets that name here (vma_lookup(), VM_FAULT_COMPLETED, ...),
+ * so the driver reads as current kernel code. Where the meaning differs,
+ * the driver calls an xpmem_ wrapper instead.
+ *
+ * Still to come with its first user: the PMD insert
+ * (vmf_insert_pfn_pmd_prot() in 6.1, vmf_insert_pfn_pmd() in 6.12).
  */
 #ifndef XPMEM_COMPAT_H
 #define XPMEM_COMPAT_H
@@ -17,9 +22,106 @@
 #include <linux/mm.h>
 #include <linux/version.h>
 
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0)
-#error "xpmem needs Linux 6.1 or newer"
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 10, 0)
+#error "xpmem needs Linux 5.10 or newer"
 #endif
+
+/* vma_lookup() came in 5.14: the VMA that contains @addr, or NULL. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
+static inline struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr)
+{
+	struct vm_area_struct *vma = find_vma(mm, addr);
+
+	return vma && addr >= vma->vm_start ? vma : NULL;
+}
+#endif
+
+/*
+ * memfd_secret() came in 5.14. Before it no file system has this magic, so
+ * the test that refuses secret memory (attach.c) is then always false.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
+#define SECRETMEM_MAGIC 0x5345434d
+#endif
+
+/*
+ * make_device_exclusive() and its invalidation event came in 5.14. Before,
+ * the event's slot in the notifier's statistics table (notifier.c) is one
+ * that no invalidation reports.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
+#define MMU_NOTIFY_EXCLUSIVE (MMU_NOTIFY_MIGRATE + 1)
+#endif
+
+/*
+ * From 5.18 handle_mm_fault() can finish a fault and drop the mmap_lock
+ * (VM_FAULT_COMPLETED); before, a dropped lock is always VM_FAULT_RETRY.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 18, 0)
+#define VM_FAULT_COMPLETED 0
+#endif
+
+/* Dirty an exporter's page that a writable attacher PTE will map. */
+static inline void xpmem_page_mark_dirty(struct page *page)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 16, 0)
+	folio_mark_dirty(page_folio(page));
+#else
+	set_page_dirty(page);
+#endif
+}
+
+/*
+ * Walk an mm's VMAs from an address on, under its mmap_lock: the maple
+ * tree's iterator replaced the VMA list in 6.1.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0)
+#define xpmem_vma_iter vma_iterator
+
+static inline void xpmem_vma_iter_init(struct vma_iterator *vmi, struct mm_struct *mm,
+				       unsigned long addr)
+{
+	vma_iter_init(vmi, mm, addr);
+}
+
+static inline struct vm_area_struct *xpmem_vma_iter_next(struct vma_iterator *vmi)
+{
+	return vma_next(vmi);
+}
+#else
+struct xpmem_vma_iter {
+	struct vm_area_struct *next;
+};
+
+static inline void xpmem_vma_iter_init(struct xpmem_vma_iter *vmi, struct mm_struct *mm,
+				       unsigned long addr)
+{
+	vmi->next = find_vma(mm, addr);
+}
+
+static inline struct vm_area_struct *xpmem_vma_iter_next(struct xpmem_vma_iter *vmi)
+{
+	struct vm_area_struct *vma = vmi->next;
+
+	if (vma)
+		vmi->next = vma->vm_next;
+	return vma;
+}
+#endif
+
+/*
+ * Clear the PTEs of a VM_PFNMAP range: zap_vma_ptes() was renamed
+ * zap_special_vma_range() in 7.1.
+ */
+static inline void xpmem_zap_pfn_range(struct vm_area_struct *vma, unsigned long addr,
+				       unsigned long size)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 1, 0)
+	zap_special_vma_range(vma, addr, size);
+#else
+	zap_vma_ptes(vma, addr, size);
+#endif
+}
 
 /* vm_flags became read-only outside the helpers in 6.3. */
 static inline void xpmem_vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
