@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "xpmem.h"
@@ -133,4 +134,32 @@ long xtest_read_long(const char *path)
 		v = -1;
 	fclose(f);
 	return v;
+}
+
+long xtest_read_key(const char *path, const char *key)
+{
+	FILE *f = fopen(path, "r");
+	char name[64];
+	long v, found = -1;
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", name, &v) == 2) {
+		if (strcmp(name, key) == 0) {
+			found = v;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+int xtest_kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return 0;
+	return ma > major || (ma == major && mi >= minor);
 }

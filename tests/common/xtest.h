@@ -49,4 +49,10 @@ int xtest_write_file(const char *path, const char *text);
 /* The number at the start of the file @path, or -1. */
 long xtest_read_long(const char *path);
 
+/* The number after @key (a "key value" line) in @path, or -1. */
+long xtest_read_key(const char *path, const char *key);
+
+/* Is the running kernel's release at least @major.@minor? */
+int xtest_kernel_at_least(int major, int minor);
+
 #endif /* XTEST_H */

@@ -353,15 +353,31 @@ int main(void)
 	tcase_add_test(tc, ksm_merge_is_followed_and_a_write_unmerges);
 	if (have_thp()) {
 		tcase_add_test(tc, thp_split_is_followed);
-		tcase_add_test(tc, thp_collapse_is_followed);
 	} else {
 		xtest_skip("thp_split_is_followed", "this kernel has no transparent huge pages");
-		xtest_skip("thp_collapse_is_followed", "this kernel has no transparent huge pages");
 	}
+	if (have_thp() && xtest_kernel_at_least(6, 1))
+		tcase_add_test(tc, thp_collapse_is_followed);
+	else
+		xtest_skip("thp_collapse_is_followed", have_thp() ?
+			   "madvise(MADV_COLLAPSE) came in Linux 6.1" :
+			   "this kernel has no transparent huge pages");
 	tcase_add_test(tc, reclaim_to_swap_is_followed);
 	tcase_add_test(tc, mprotect_is_counted_and_followed);
-	tcase_add_test(tc, nonblocking_invalidation_is_refused);
-	tcase_add_test(tc, nonblocking_invalidation_outside_attachments_goes_on);
+	/*
+	 * process_mrelease() is how a test reaches the OOM reaper's
+	 * non-blocking invalidation on purpose; before it, only a real OOM
+	 * kill does.
+	 */
+	if (xtest_kernel_at_least(5, 15)) {
+		tcase_add_test(tc, nonblocking_invalidation_is_refused);
+		tcase_add_test(tc, nonblocking_invalidation_outside_attachments_goes_on);
+	} else {
+		xtest_skip("nonblocking_invalidation_is_refused",
+			   "process_mrelease() came in Linux 5.15");
+		xtest_skip("nonblocking_invalidation_outside_attachments_goes_on",
+			   "process_mrelease() came in Linux 5.15");
+	}
 
 	return xtest_main("events", s, XTEST_NEEDS_DEVICE);
 }

@@ -550,7 +550,7 @@ START_TEST(permits_are_charged_to_the_memcg_and_bounded)
 	const long cap = 400000;	/* far beyond 16 MiB if charged */
 	struct permit_report r = { .err = -1 }, got;
 	char pidbuf[32];
-	long peak;
+	long over_max;
 	int pipefd[2], status;
 	pid_t pid;
 
@@ -578,17 +578,19 @@ START_TEST(permits_are_charged_to_the_memcg_and_bounded)
 		r = got;
 	close(pipefd[0]);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	peak = xtest_read_long(CG_TEST "/memory.peak");
+	/* memory.events, not memory.peak: that came in 5.19. */
+	over_max = xtest_read_key(CG_TEST "/memory.events", "max");
 	rmdir(CG_TEST);
 	/*
 	 * Charged: the cgroup stopped the child well before the cap, with
-	 * ENOMEM or its OOM killer, and the permits showed in its usage.
+	 * ENOMEM or its OOM killer, and the permits took its usage to
+	 * memory.max (the child's other memory is far below 16 MiB).
 	 */
 	ck_assert_msg(r.n < cap, "%ld permits under a 16 MiB memory.max: not charged", r.n);
 	ck_assert_msg((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
 		      (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r.done && r.err == ENOMEM),
 		      "status %#x, errno %d after %ld permits", status, r.err, r.n);
-	ck_assert_msg(peak > 8L << 20, "memory.peak %ld after %ld permits", peak, r.n);
+	ck_assert_msg(over_max > 0, "memory.events max %ld after %ld permits", over_max, r.n);
 }
 END_TEST
 
@@ -996,7 +998,11 @@ int main(void)
 	tcase_add_test(tc, write_after_madv_free_survives_pageout);
 	tcase_add_test(tc, write_after_read_of_shmem_survives_pageout);
 	tc = xtest_tcase(s, "d5_gup_refused_memory");
-	tcase_add_test(tc, secret_memory_is_not_readable_through_an_attachment);
+	if (xtest_kernel_at_least(5, 14))
+		tcase_add_test(tc, secret_memory_is_not_readable_through_an_attachment);
+	else
+		xtest_skip("secret_memory_is_not_readable_through_an_attachment",
+			   "this kernel has no secret memory (memfd_secret() came in 5.14)");
 	tcase_add_test(tc, pfn_and_prot_none_ranges_are_sigbus);
 	tc = xtest_tcase(s, "d6_madv_dofork");
 	tcase_add_test(tc, madv_dofork_is_refused);
