@@ -179,7 +179,8 @@ static bool xpmem_source_busy(struct mm_struct *src)
 /*
  * May an attachment map pages of this exporter VMA, for writing if @write?
  * Only what get_user_pages() would give (check_vma_flags() in mm/gup.c):
- * no I/O or PFN mappings, no secret memory, and the VMA's own protection.
+ * no I/O or PFN mappings, no secret memory, no writes to a shadow stack,
+ * and the VMA's own protection.
  * Under the exporter's mmap_lock.
  */
 static bool xpmem_vma_mirrorable(struct vm_area_struct *vma, bool write)
@@ -191,7 +192,12 @@ static bool xpmem_vma_mirrorable(struct vm_area_struct *vma, bool write)
 		return false;
 	if (!(vma->vm_flags & VM_READ))
 		return false;
-	return !write || (vma->vm_flags & VM_WRITE);
+	/*
+	 * A shadow stack is VM_WRITE, but only CALL and the shadow-stack
+	 * instructions may write it; GUP refuses FOLL_WRITE there, and a
+	 * writable PTE of ours would let plain stores forge return addresses.
+	 */
+	return !write || ((vma->vm_flags & VM_WRITE) && !(vma->vm_flags & VM_SHADOW_STACK));
 }
 
 /* The exporter's address behind attacher address @addr of @vma. */

@@ -44,6 +44,11 @@ static inline struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned l
 #define SECRETMEM_MAGIC 0x5345434d
 #endif
 
+/* User shadow stacks (x86 CET) came in 6.6: before, no VMA is one. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+#define VM_SHADOW_STACK VM_NONE
+#endif
+
 /*
  * make_device_exclusive() and its invalidation event came in 5.14. Before,
  * the event's slot in the notifier's statistics table (notifier.c) is one
