@@ -458,6 +458,31 @@ static long smaps_kb(const void *addr, const char *key)
 	return kb;
 }
 
+/* Does the VmFlags line in smaps of the mapping at @addr list @flag ("pf")? */
+static bool smaps_has_vmflag(uintptr_t addr, const char *flag)
+{
+	char line[512], *tok, *save;
+	unsigned long start, end;
+	bool in = false, found = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			in = addr >= start && addr < end;
+			continue;
+		}
+		if (!in || strncmp(line, "VmFlags:", 8) != 0)
+			continue;
+		for (tok = strtok_r(line + 8, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+			found |= strcmp(tok, flag) == 0;
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
 /* The first difference of @a and @b, or NO_OFF. */
 static size_t first_diff(const unsigned char *a, const unsigned char *b, size_t len)
 {
@@ -1196,7 +1221,19 @@ static const char *probe_vvar(void)
 {
 	uintptr_t s, e;
 
-	return find_mapping("[vvar]", &s, &e) ? NULL : "no [vvar] mapping";
+	if (!find_mapping("[vvar]", &s, &e))
+		return "no [vvar] mapping";
+	/*
+	 * In 7.3 (since the generic vDSO data store; 6.12 still has the old
+	 * kind) [vvar] holds ordinary pages in a VM_MIXEDMAP special mapping. get_user_pages() then reads the
+	 * pages the owner has faulted in (a remote fault gets SIGBUS), and so
+	 * does an attachment. What it reads is the clock, which changes by
+	 * itself, so there is nothing to compare it with.
+	 */
+	if (!smaps_has_vmflag(s, "pf") && !smaps_has_vmflag(s, "io"))
+		return "[vvar] is not VM_IO|VM_PFNMAP on this kernel (a VM_MIXEDMAP special mapping, "
+		       "whose present pages get_user_pages() reads too)";
+	return NULL;
 }
 
 /* ---- the table of rows */
