@@ -62,17 +62,24 @@ default_kernel() {
 	return 1
 }
 
-# matrix_kernels: the kernels of the full matrix, one per line: Debian's 6.1,
-# the newest installed 6.12, 6.1 PREEMPT_RT, and the debug kernel. Fails if
-# one of the installed ones is missing (tools/install-deps --all-kernels).
-matrix_kernels() {
-	local k612
-	metapackage_kernel linux-image-amd64 || return 1
-	k612=$(find /boot -maxdepth 1 -name 'vmlinuz-6.12.*+deb12-amd64' -printf '%f\n' |
+# newest_boot_kernel GLOB: the newest release in /boot matching GLOB
+# (vmlinuz-GLOB) that has its headers.
+newest_boot_kernel() {
+	local rel
+	rel=$(find /boot -maxdepth 1 -name "vmlinuz-$1" -printf '%f\n' |
 		sed 's/^vmlinuz-//' | sort -V | tail -n 1)
-	[ -n "$k612" ] && [ -e "/lib/modules/$k612/build/Makefile" ] || return 1
-	echo "$k612"
+	[ -n "$rel" ] && [ -e "/lib/modules/$rel/build/Makefile" ] && echo "$rel"
+}
+
+# matrix_kernels: the kernels of the full matrix, one per line: Debian's 6.1,
+# the newest installed 6.12, 6.1 PREEMPT_RT, Debian 11's 5.10, and the
+# debug kernel. Fails if one of the installed ones is missing
+# (tools/install-deps --all-kernels).
+matrix_kernels() {
+	metapackage_kernel linux-image-amd64 || return 1
+	newest_boot_kernel '6.12.*+deb12-amd64' || return 1
 	metapackage_kernel linux-image-rt-amd64 || return 1
+	newest_boot_kernel '5.10.0-*-amd64' || return 1
 	echo debug
 }
 
@@ -90,21 +97,27 @@ ensure_configure() {
 }
 
 # A kernel is named by its release in /boot, or "debug" for the lockdep/KASAN
-# kernel that tools/build-debug-kernel builds (and caches).
+# kernel that tools/build-debug-kernel builds (and caches) from the newest
+# mainline source, or "debug-6.1" for the one it builds from Debian 12's 6.1.
+
+# is_debug_kernel NAME: true for the kernels of tools/build-debug-kernel.
+is_debug_kernel() {
+	[ "$1" = debug ] || [ "$1" = debug-6.1 ]
+}
 
 # kernel_build_dir NAME: the build directory to compile modules against.
 kernel_build_dir() {
-	if [ "$1" = debug ]; then
-		"$TOP/tools/build-debug-kernel"
-	else
-		echo "/lib/modules/$1/build"
-	fi
+	case $1 in
+	debug) "$TOP/tools/build-debug-kernel" ;;
+	debug-6.1) "$TOP/tools/build-debug-kernel" --source 6.1 ;;
+	*) echo "/lib/modules/$1/build" ;;
+	esac
 }
 
 # kernel_boot_arg NAME: what tests/vm/xpmem-vm --kernel takes for it.
 kernel_boot_arg() {
-	if [ "$1" = debug ]; then
-		echo "$(kernel_build_dir debug)/arch/x86/boot/bzImage"
+	if is_debug_kernel "$1"; then
+		echo "$(kernel_build_dir "$1" 2>/dev/null)/arch/x86/boot/bzImage"
 	else
 		echo "$1"
 	fi
