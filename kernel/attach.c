@@ -136,6 +136,7 @@ static void xpmem_attachment_free(struct kref *ref)
 	if (test_bit(XPMEM_ATT_MAPPED, &att->flags)) {
 		mutex_lock(&seg->lock);
 		interval_tree_remove(&att->it, &seg->attached);
+		WRITE_ONCE(seg->nr_attached, seg->nr_attached - 1);
 		mutex_unlock(&seg->lock);
 	}
 	xpmem_segment_put(seg);
@@ -809,6 +810,7 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 	att->it.last = att->it.start + (vma->vm_end - vma->vm_start) - 1;
 	mutex_lock(&seg->lock);
 	interval_tree_insert(&att->it, &seg->attached);
+	WRITE_ONCE(seg->nr_attached, seg->nr_attached + 1);
 	mutex_unlock(&seg->lock);
 
 	/*

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * debugfs.c - /sys/kernel/debug/xpmem/stats: counters for tests and tools;
- * xpmem/fail/: the driver's own fault injection, on kernels that have it.
+ * xpmem/processes: every open /dev/xpmem and the segments made through it
+ * (xpmem-stat(1) reads both); xpmem/fail/: the driver's own fault
+ * injection, on kernels that have it.
  *
  * "*_alive" counts objects that exist now; the test suite checks that they
  * are back to zero after each test program (the leak check). The others
@@ -77,6 +79,39 @@ static int stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(stats);
 
+/*
+ * One "process" line per open of /dev/xpmem (a process usually has one),
+ * then one "segment" line per segment made through it:
+ *   process <pid> <segments> <permits> <comm>
+ *   segment <pid> <segid> <start> <size> <attachments>
+ * pid is in the initial namespace; comm, last, has blanks and backslashes
+ * escaped (octal). Root only: it shows where other processes' memory is.
+ * Holds xpmem_files_lock, so an open or close of /dev/xpmem waits for it.
+ */
+static int processes_show(struct seq_file *m, void *unused)
+{
+	struct xpmem_segment *seg;
+	struct xpmem_file *xf;
+	pid_t pid;
+
+	mutex_lock(&xpmem_files_lock);
+	list_for_each_entry(xf, &xpmem_files, node) {
+		pid = pid_nr(xf->pid);
+		mutex_lock(&xf->lock);
+		seq_printf(m, "process %d %u %d ", pid, xf->nr_segments,
+			   atomic_read(&xf->nr_permits));
+		seq_escape(m, xf->comm, " \t\n\\");
+		seq_putc(m, '\n');
+		list_for_each_entry(seg, &xf->segments, owner_node)
+			seq_printf(m, "segment %d %#llx %#lx %lu %u\n", pid, seg->segid,
+				   seg->start, seg->size, READ_ONCE(seg->nr_attached));
+		mutex_unlock(&xf->lock);
+	}
+	mutex_unlock(&xpmem_files_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(processes);
+
 #ifdef CONFIG_FAULT_INJECTION
 /*
  * The driver's own failure points (xpmem_should_fail() callers in
@@ -96,6 +131,7 @@ void xpmem_debugfs_init(void)
 {
 	xpmem_debugfs_dir = debugfs_create_dir("xpmem", NULL);
 	debugfs_create_file("stats", 0444, xpmem_debugfs_dir, NULL, &stats_fops);
+	debugfs_create_file("processes", 0400, xpmem_debugfs_dir, NULL, &processes_fops);
 #ifdef CONFIG_FAULT_INJECTION_DEBUG_FS
 	fault_create_debugfs_attr("fail", xpmem_debugfs_dir, &xpmem_fail_attr);
 #endif

@@ -127,6 +127,11 @@ static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	return 0;
 }
 
+/* Every open xpmem_file, for debugfs's xpmem/processes (debugfs.c). */
+LIST_HEAD(xpmem_files);
+/* Protects xpmem_files; taken outside xpmem_file.lock (xpmem_internal.h). */
+DEFINE_MUTEX(xpmem_files_lock);
+
 static int xpmem_open(struct inode *inode, struct file *file)
 {
 	struct xpmem_file *xf;
@@ -141,6 +146,11 @@ static int xpmem_open(struct inode *inode, struct file *file)
 	mutex_init(&xf->lock);
 	INIT_LIST_HEAD(&xf->segments);
 	xa_init_flags(&xf->permits, XA_FLAGS_ACCOUNT);
+	xf->pid = get_pid(task_tgid(current));
+	get_task_comm(xf->comm, current);
+	mutex_lock(&xpmem_files_lock);
+	list_add_tail(&xf->node, &xpmem_files);
+	mutex_unlock(&xpmem_files_lock);
 	file->private_data = xf;
 	xpmem_stat_inc(XPMEM_STAT_FILES_ALIVE);
 	return 0;
@@ -151,9 +161,13 @@ static int xpmem_release(struct inode *inode, struct file *file)
 {
 	struct xpmem_file *xf = file->private_data;
 
+	mutex_lock(&xpmem_files_lock);
+	list_del(&xf->node);
+	mutex_unlock(&xpmem_files_lock);
 	xpmem_file_release_permits(xf);
 	xpmem_file_remove_segments(xf);
 	mutex_destroy(&xf->lock);
+	put_pid(xf->pid);
 	mmdrop(xf->mm);
 	kfree(xf);
 	xpmem_stat_dec(XPMEM_STAT_FILES_ALIVE);

@@ -28,6 +28,7 @@
  *   exporter's mmap_lock -> xpmem_segment.lock -> page table locks
  *   attacher's mmap_lock -> xpmem_segment.lock (fault; ->mmap and the last
  *                           close, which add and remove seg->attached)
+ *   xpmem_files_lock     -> xpmem_file.lock (the debugfs listing only)
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
  *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
@@ -46,6 +47,7 @@
 #include <linux/spinlock.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/types.h>
 #include <linux/xarray.h>
@@ -63,12 +65,20 @@ struct user_namespace;
 
 struct xpmem_file {
 	struct mm_struct *mm;		/* the opener's; mmgrab()ed */
+	/* For the listing in debugfs (xpmem/processes) only. */
+	struct list_head node;		/* in xpmem_files, under xpmem_files_lock */
+	struct pid *pid;		/* the opener's thread group; get_pid()ed */
+	char comm[TASK_COMM_LEN];	/* the opener's name at open */
 	struct mutex lock;		/* segments list, and teardown */
 	struct list_head segments;	/* made through this file */
 	unsigned int nr_segments;	/* on @segments, under @lock */
 	struct xarray permits;		/* apid -> struct xpmem_permit */
 	atomic_t nr_permits;		/* in @permits, or being added */
 };
+
+/* main.c: every open xpmem_file, for the debugfs listing. */
+extern struct list_head xpmem_files;
+extern struct mutex xpmem_files_lock;
 
 /* main.c: module parameters, the bounds of one xpmem_file. */
 extern unsigned int xpmem_max_segments;
@@ -97,6 +107,7 @@ struct xpmem_segment {
 	 * invalidate callback zaps only when its range overlaps one.
 	 */
 	struct rb_root_cached attached;
+	unsigned int nr_attached;	/* in @attached; read locklessly by debugfs */
 	/* Attachments map pseudo files on this inode (fs.c). */
 	struct inode *inode;
 	/* Credentials of the creator, for XPMEM_IOC_GET. */
