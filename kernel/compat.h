@@ -39,13 +39,14 @@ static inline struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned l
 /*
  * memfd_secret() came in 5.14. Before it no file system has this magic, so
  * the test that refuses secret memory (attach.c) is then always false.
+ * Macros are tested by name, not version: enterprise kernels backport them.
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
+#ifndef SECRETMEM_MAGIC
 #define SECRETMEM_MAGIC 0x5345434d
 #endif
 
 /* User shadow stacks (x86 CET) came in 6.6: before, no VMA is one. */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+#ifndef VM_SHADOW_STACK
 #define VM_SHADOW_STACK VM_NONE
 #endif
 
@@ -59,10 +60,10 @@ static inline struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned l
 #endif
 
 /*
- * From 5.18 handle_mm_fault() can finish a fault and drop the mmap_lock
+ * From 5.19 handle_mm_fault() can finish a fault and drop the mmap_lock
  * (VM_FAULT_COMPLETED); before, a dropped lock is always VM_FAULT_RETRY.
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 18, 0)
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 19, 0)
 #define VM_FAULT_COMPLETED 0
 #endif
 

@@ -84,33 +84,69 @@ DEFINE_SHOW_ATTRIBUTE(stats);
  * then one "segment" line per segment made through it:
  *   process <pid> <segments> <permits> <comm>
  *   segment <pid> <segid> <start> <size> <attachments>
- * pid is in the initial namespace; comm, last, has blanks and backslashes
- * escaped (octal). Root only: it shows where other processes' memory is.
- * Holds xpmem_files_lock, so an open or close of /dev/xpmem waits for it.
+ * pid is the opener's in the initial namespace, 0 once it has exited (an
+ * inherited or passed descriptor outlives it, and its number may be
+ * reused). comm is last, with every byte that is not printable ASCII, a
+ * blank or a backslash escaped in octal. Root only: it shows where other
+ * processes' memory is.
+ *
+ * A seq_file iterator over xpmem_files: xpmem_files_lock is held for one
+ * buffer fill at most (->start to ->stop), and a record that overflows the
+ * buffer is printed again alone, not the whole listing, so a reader cannot
+ * hold up the opens and closes of /dev/xpmem for long.
  */
-static int processes_show(struct seq_file *m, void *unused)
+static void *processes_start(struct seq_file *m, loff_t *pos)
 {
-	struct xpmem_segment *seg;
-	struct xpmem_file *xf;
-	pid_t pid;
-
 	mutex_lock(&xpmem_files_lock);
-	list_for_each_entry(xf, &xpmem_files, node) {
-		pid = pid_nr(xf->pid);
-		mutex_lock(&xf->lock);
-		seq_printf(m, "process %d %u %d ", pid, xf->nr_segments,
-			   atomic_read(&xf->nr_permits));
-		seq_escape(m, xf->comm, " \t\n\\");
-		seq_putc(m, '\n');
-		list_for_each_entry(seg, &xf->segments, owner_node)
-			seq_printf(m, "segment %d %#llx %#lx %lu %u\n", pid, seg->segid,
-				   seg->start, seg->size, READ_ONCE(seg->nr_attached));
-		mutex_unlock(&xf->lock);
-	}
+	return seq_list_start(&xpmem_files, *pos);
+}
+
+static void *processes_next(struct seq_file *m, void *v, loff_t *pos)
+{
+	return seq_list_next(v, &xpmem_files, pos);
+}
+
+static void processes_stop(struct seq_file *m, void *v)
+{
 	mutex_unlock(&xpmem_files_lock);
+}
+
+static void xpmem_seq_comm(struct seq_file *m, const char *comm)
+{
+	const unsigned char *c;
+
+	for (c = (const unsigned char *)comm; *c; c++) {
+		if (*c <= ' ' || *c >= 0x7f || *c == '\\')
+			seq_printf(m, "\\%03o", *c);
+		else
+			seq_putc(m, *c);
+	}
+}
+
+static int processes_show(struct seq_file *m, void *v)
+{
+	struct xpmem_file *xf = list_entry(v, struct xpmem_file, node);
+	struct xpmem_segment *seg;
+	pid_t pid = pid_has_task(xf->pid, PIDTYPE_TGID) ? pid_nr(xf->pid) : 0;
+
+	mutex_lock(&xf->lock);
+	seq_printf(m, "process %d %u %d ", pid, xf->nr_segments, atomic_read(&xf->nr_permits));
+	xpmem_seq_comm(m, xf->comm);
+	seq_putc(m, '\n');
+	list_for_each_entry(seg, &xf->segments, owner_node)
+		seq_printf(m, "segment %d %#llx %#lx %lu %u\n", pid, seg->segid,
+			   seg->start, seg->size, READ_ONCE(seg->nr_attached));
+	mutex_unlock(&xf->lock);
 	return 0;
 }
-DEFINE_SHOW_ATTRIBUTE(processes);
+
+static const struct seq_operations processes_sops = {
+	.start = processes_start,
+	.next = processes_next,
+	.stop = processes_stop,
+	.show = processes_show,
+};
+DEFINE_SEQ_ATTRIBUTE(processes);
 
 #ifdef CONFIG_FAULT_INJECTION
 /*

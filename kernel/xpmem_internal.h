@@ -101,13 +101,13 @@ struct xpmem_segment {
 	 */
 	struct mutex lock;
 	bool dead;			/* removed, or its mm is being torn down */
+	unsigned int nr_attached;	/* in @attached; read locklessly by debugfs */
 	/*
 	 * xpmem_attachment.it of every live attachment, under @lock: the
 	 * parts of the segment that some attacher may have PTEs for. The
 	 * invalidate callback zaps only when its range overlaps one.
 	 */
 	struct rb_root_cached attached;
-	unsigned int nr_attached;	/* in @attached; read locklessly by debugfs */
 	/* Attachments map pseudo files on this inode (fs.c). */
 	struct inode *inode;
 	/* Credentials of the creator, for XPMEM_IOC_GET. */
