@@ -62,12 +62,12 @@ default_kernel() {
 	return 1
 }
 
-# newest_boot_kernel GLOB: the newest release in /boot matching GLOB
-# (vmlinuz-GLOB) that has its headers.
+# newest_boot_kernel ERE: the newest release in /boot that ERE matches
+# whole (vmlinuz-<release>) and that has its headers.
 newest_boot_kernel() {
 	local rel
-	rel=$(find /boot -maxdepth 1 -name "vmlinuz-$1" -printf '%f\n' |
-		sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+	rel=$(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' |
+		sed 's/^vmlinuz-//' | { grep -xE "$1" || true; } | sort -V | tail -n 1)
 	[ -n "$rel" ] && [ -e "/lib/modules/$rel/build/Makefile" ] && echo "$rel"
 }
 
@@ -77,9 +77,9 @@ newest_boot_kernel() {
 # (tools/install-deps --all-kernels).
 matrix_kernels() {
 	metapackage_kernel linux-image-amd64 || return 1
-	newest_boot_kernel '6.12.*+deb12-amd64' || return 1
+	newest_boot_kernel '6\.12\.[0-9]+\+deb12-amd64' || return 1
 	metapackage_kernel linux-image-rt-amd64 || return 1
-	newest_boot_kernel '5.10.0-*-amd64' || return 1
+	newest_boot_kernel '5\.10\.0-[0-9]+-amd64' || return 1
 	echo debug
 }
 
@@ -106,10 +106,14 @@ is_debug_kernel() {
 }
 
 # kernel_build_dir NAME: the build directory to compile modules against.
+# A debug kernel is looked up (and built) once per run: tests/run-tests
+# exports what it found as XPMEM_DEBUG_BUILD / XPMEM_DEBUG_61_BUILD, so a
+# new Debian source that appears during a run cannot switch kernels under
+# it, and the scripts it starts see the same one.
 kernel_build_dir() {
 	case $1 in
-	debug) "$TOP/tools/build-debug-kernel" ;;
-	debug-6.1) "$TOP/tools/build-debug-kernel" --source 6.1 ;;
+	debug) if [ -n "${XPMEM_DEBUG_BUILD:-}" ]; then echo "$XPMEM_DEBUG_BUILD"; else "$TOP/tools/build-debug-kernel"; fi ;;
+	debug-6.1) if [ -n "${XPMEM_DEBUG_61_BUILD:-}" ]; then echo "$XPMEM_DEBUG_61_BUILD"; else "$TOP/tools/build-debug-kernel" --source 6.1; fi ;;
 	*) echo "/lib/modules/$1/build" ;;
 	esac
 }
