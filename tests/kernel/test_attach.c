@@ -943,6 +943,89 @@ START_TEST(a_process_can_attach_its_own_segment)
 }
 END_TEST
 
+/*
+ * An MPI registration cache that attaches until the process reaches
+ * vm.max_map_count must get ENOMEM (xpmem_attach(3)), leave nothing behind
+ * for the failed call, and keep every attachment it made. The limit is
+ * lowered to a little above what the worker maps already; the parent puts
+ * it back whatever the worker does. Root only (the sysctl).
+ */
+#define MAP_COUNT "/proc/sys/vm/max_map_count"
+
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int c, n = 0;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* The worker: exit 0 if the limit gave ENOMEM cleanly, else a code. */
+static int attach_until_the_limit(void)
+{
+	unsigned char *buf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xpmem_segid_t segid = xpmem_make(buf, PAGE, XPMEM_PERMIT_MODE, (void *)0600);
+	struct xpmem_addr addr = { .offset = 0 };
+	long alive, n = 0;
+	void *a;
+	char lim[32];
+
+	if (buf == MAP_FAILED || segid < 0)
+		return 10;
+	buf[0] = 0x3c;
+	addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	if (addr.apid < 0)
+		return 11;
+	snprintf(lim, sizeof(lim), "%d", count_maps() + 64);
+	if (xtest_write_file(MAP_COUNT, lim))
+		return 12;
+	alive = xtest_stat("attachments_alive");
+	for (;;) {
+		a = xpmem_attach(addr, PAGE, NULL);
+		if (a == (void *)-1)
+			break;
+		/* Each is a VMA of its own: each maps a file of its own. */
+		if (((volatile unsigned char *)a)[0] != 0x3c)
+			return 14;
+		if (++n > 200)
+			return 15;	/* the limit did not stop us */
+	}
+	if (errno != ENOMEM)
+		return 16;
+	if (n < 10)
+		return 17;	/* stopped too early: not the limit */
+	/* The failed call left no attachment; the others all live. */
+	if (xtest_stat("attachments_alive") != alive + n)
+		return 18;
+	return 0;
+}
+
+START_TEST(attach_at_vm_max_map_count_is_enomem)
+{
+	long old = xtest_read_long(MAP_COUNT);
+	char buf[32];
+	int status;
+	pid_t pid;
+
+	ck_assert_int_gt(old, 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(attach_until_the_limit());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	snprintf(buf, sizeof(buf), "%ld", old);
+	ck_assert_int_eq(xtest_write_file(MAP_COUNT, buf), 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "worker status %#x (exit codes: see attach_until_the_limit)", status);
+}
+END_TEST
+
 /* One exporter, eight attachers, each writing its own slice. */
 START_TEST(many_attachers_share_one_exporter)
 {
@@ -1108,6 +1191,10 @@ int main(void)
 	tcase_add_test(tc, fault_allocates_only_the_faulting_page);
 	tcase_add_test_raise_signal(tc, populate_skips_holes, SIGBUS);
 	tcase_add_test(tc, attach_rejects_unknown_flags);
+	if (geteuid() == 0)
+		tcase_add_test(tc, attach_at_vm_max_map_count_is_enomem);
+	else
+		xtest_skip("attach_at_vm_max_map_count_is_enomem", "needs root (vm.max_map_count)");
 
 	tc = xtest_tcase(s, "coherence");
 	tcase_add_loop_test(tc, exporter_change_is_followed, 0,
