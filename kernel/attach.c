@@ -155,11 +155,15 @@ static void xpmem_vm_open(struct vm_area_struct *vma)
 	struct xpmem_attachment *att = vma->vm_private_data;
 
 	kref_get(&att->ref);
+	atomic_inc(&att->nr_vmas);
 }
 
 static void xpmem_vm_close(struct vm_area_struct *vma)
 {
-	xpmem_attachment_put(vma->vm_private_data);
+	struct xpmem_attachment *att = vma->vm_private_data;
+
+	atomic_dec(&att->nr_vmas);
+	xpmem_attachment_put(att);
 }
 
 static int xpmem_prepopulate_pte(pte_t *pte, unsigned long addr, void *data)
@@ -825,6 +829,7 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 	vma->vm_ops = &xpmem_vm_ops;
 	vma->vm_private_data = att;
 	kref_get(&att->ref);
+	atomic_inc(&att->nr_vmas);
 	return 0;
 }
 
@@ -1114,6 +1119,39 @@ static int xpmem_unmap_matching(struct xpmem_file *xf, struct xpmem_attachment *
 	}
 }
 
+/*
+ * Detach the common case, an attachment in one piece, without walking the
+ * mm (a registration cache can hold 10^5 attachments, and the walk made
+ * each detach cost time linear in them: issue 14): unmap the VMA at @vaddr
+ * if it is @att's only piece. Returns 0 when nothing of @att is left, 1
+ * when the caller must walk (more pieces, or another thread split or moved
+ * it meanwhile), or the unmap's error.
+ */
+static int xpmem_unmap_single_piece(struct xpmem_attachment *att, unsigned long vaddr)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long start = 0, len = 0;
+	int ret;
+
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	vma = vma_lookup(mm, vaddr);
+	if (vma && vma->vm_ops == &xpmem_vm_ops && vma->vm_private_data == att &&
+	    atomic_read(&att->nr_vmas) == 1) {
+		start = vma->vm_start;
+		len = vma->vm_end - vma->vm_start;
+	}
+	mmap_read_unlock(mm);
+	if (!len)
+		return 1;
+	ret = vm_munmap(start, len);
+	if (ret)
+		return ret;
+	/* Our reference keeps @att; ->close ran in the unmap. */
+	return atomic_read(&att->nr_vmas) ? 1 : 0;
+}
+
 int xpmem_detach_permit(struct xpmem_file *xf, u64 apid)
 {
 	return xpmem_unmap_matching(xf, NULL, apid, 0);
@@ -1141,7 +1179,9 @@ int xpmem_ioc_detach(struct xpmem_file *xf, void *data)
 	if (!att)
 		return -EINVAL;
 
-	ret = xpmem_unmap_matching(xf, att, 0, arg->vaddr);
+	ret = xpmem_unmap_single_piece(att, arg->vaddr);
+	if (ret == 1)
+		ret = xpmem_unmap_matching(xf, att, 0, arg->vaddr);
 	xpmem_attachment_put(att);
 	return ret;
 }

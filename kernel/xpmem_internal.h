@@ -134,6 +134,13 @@ struct xpmem_attachment {
 	struct xpmem_file *xf;		/* identity only: never dereferenced */
 	u64 apid;			/* the permit it was made through */
 	/*
+	 * Its VMA pieces (->mmap and ->open add one, ->close removes one):
+	 * when it is 1, detach unmaps the piece at its address without
+	 * walking the mm. A kernel that fails a mapping after our ->mmap
+	 * without calling ->close leaves it too high, which costs only that.
+	 */
+	atomic_t nr_vmas;
+	/*
 	 * Segment offsets [start, last] (bytes) that the attach mapped: every
 	 * VMA piece of it maps inside them. In seg->attached from our ->mmap
 	 * until the attachment is freed, after its last piece and its file
