@@ -130,7 +130,10 @@ int xpmem_release(xpmem_apid_t apid);
  *         exporter's virtual address. It need not be page-aligned.
  * @size:  bytes; the mapping covers the whole pages they touch.
  * @vaddr: NULL to let the kernel choose, or a page-aligned address for a
- *         fixed mapping (replacing what is there, as MAP_FIXED does).
+ *         fixed mapping (replacing what is there, as MAP_FIXED does). The
+ *         kernel chooses an address congruent to the exporter's modulo
+ *         2 MiB when the range can hold a 2 MiB page, so that the
+ *         exporter's huge pages map with one PMD each.
  *
  * Returns the address of the byte at @addr.offset, or (void *)-1 with
  * errno: ENOENT (no such permit in this process, or the segment was

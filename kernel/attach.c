@@ -275,6 +275,134 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 	return ret;
 }
 
+/*
+ * Huge mappings. Where the exporter maps a 2 MiB page (a THP, or a 2 MiB
+ * hugetlb page) with one PMD, and the attacher's window is a whole
+ * aligned 2 MiB of the VMA at an address congruent to the exporter's
+ * modulo PMD_SIZE, the window is mapped with one PMD (compat.h says how,
+ * per kernel), writable by the same rules as a PTE. 1 GiB pages are mapped
+ * with PTEs: a PMD into the middle of one is a tail page, which parts of
+ * mm/ do not expect under a PMD.
+ *
+ * The kernel calls our ->fault with vmf->pmd empty (no huge_fault: mm/
+ * does not offer PMD faults to a VM_PFNMAP VMA on every kernel we run),
+ * and a write to a read-only PMD splits it (that clears it, our VMA being
+ * a special one: __split_huge_pmd_locked()) and comes to ->fault as a
+ * write. Invalidations zap the whole PMD, even of part of it: zapping part
+ * of a huge PMD clears it (zap_pmd_range()); the next fault maps what the
+ * exporter has then.
+ *
+ * A PMD entry of such a window is empty, a huge PMD or a PTE table, and a
+ * PTE insert on a huge PMD or a PMD insert on a table would be memory
+ * corruption or a warning. Huge PMDs are inserted, and PTE tables
+ * allocated, only under att->pt_lock and after looking at the entry; the
+ * tables are allocated on demand (not before the fault, as for other
+ * windows). Nothing else fills the entry while we hold the attacher's
+ * fault lock: munmap frees tables, khugepaged and MADV_COLLAPSE skip
+ * VM_PFNMAP VMAs. A table stays until the VMA goes, so a window once
+ * mapped with PTEs keeps being mapped with PTEs.
+ */
+
+/* Can the 2 MiB window at @win of @vma be mapped with one PMD? */
+static bool xpmem_window_pmd_capable(struct vm_area_struct *vma, unsigned long win)
+{
+	return XPMEM_HAVE_PMD_MAP && win >= vma->vm_start && win + PMD_SIZE <= vma->vm_end &&
+	       IS_ALIGNED(xpmem_source_addr(vma, win), PMD_SIZE);
+}
+
+/*
+ * Does the snapshot of a whole window show one 2 MiB exporter page, with
+ * write permission if @write?
+ */
+static bool xpmem_snapshot_is_pmd(const unsigned long *pfns, unsigned long npages, bool write)
+{
+	unsigned long hpfn = pfns[0];
+
+	return npages == PTRS_PER_PMD && (hpfn & HMM_PFN_VALID) &&
+	       hmm_pfn_to_map_order(hpfn) == PMD_SHIFT - PAGE_SHIFT &&
+	       IS_ALIGNED(page_to_pfn(hmm_pfn_to_page(hpfn)), PTRS_PER_PMD) &&
+	       (!write || (hpfn & HMM_PFN_WRITE));
+}
+
+/*
+ * Map the window of @vmf with one PMD for the exporter's 2 MiB page
+ * @hpfn. Under att->pt_lock and seg->lock, with a fresh sequence, and
+ * vmf->pmd empty or already this mapping (another fault made it; a write
+ * makes it writable).
+ */
+static vm_fault_t xpmem_insert_pmd(struct vm_fault *vmf, unsigned long hpfn, bool write)
+{
+	struct page *page = hmm_pfn_to_page(hpfn);
+	pmd_t cur = READ_ONCE(*vmf->pmd);
+	vm_fault_t ret;
+
+	/* Never seen with a fresh sequence; insert_pfn_pmd() would warn. */
+	if (!pmd_none(cur) && pmd_pfn(cur) != page_to_pfn(page))
+		return VM_FAULT_NOPAGE;
+	write = write && (vmf->vma->vm_flags & VM_WRITE);
+	/* The whole 2 MiB page is writable now: dirty it, see the top. */
+	if (write)
+		xpmem_page_mark_dirty(page);
+	ret = xpmem_insert_pfn_pmd(vmf, page_to_pfn(page), write);
+	if (!(ret & VM_FAULT_ERROR) && pmd_none(cur)) {
+		xpmem_stat_inc(XPMEM_STAT_PMDS_MAPPED);
+		xpmem_stat_add(XPMEM_STAT_PAGES_MAPPED, PTRS_PER_PMD);
+	}
+	return ret;
+}
+
+/* What the PMD entry of a window that may be one PMD holds. */
+enum xpmem_pmd_state {
+	XPMEM_PMD_NONE,
+	XPMEM_PMD_HUGE,
+	XPMEM_PMD_TABLE,
+};
+
+static enum xpmem_pmd_state xpmem_pmd_state(pmd_t *pmd)
+{
+	pmd_t val = READ_ONCE(*pmd);
+
+	if (pmd_none(val))
+		return XPMEM_PMD_NONE;
+	return pmd_leaf(val) ? XPMEM_PMD_HUGE : XPMEM_PMD_TABLE;
+}
+
+/*
+ * The PMD entry of @addr in @mm, if the tables above it exist; under the
+ * mm's mmap_lock, which keeps them. For populate, which has no vmf->pmd.
+ */
+static pmd_t *xpmem_find_pmd(struct mm_struct *mm, unsigned long addr)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+
+	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
+		return NULL;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
+		return NULL;
+	pud = pud_offset(p4d, addr);
+	if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
+		return NULL;
+	return pmd_offset(pud, addr);
+}
+
+/* The locks a fault inserts under; see the top. */
+static void xpmem_insert_lock(struct xpmem_attachment *att, bool pmd_win)
+{
+	if (pmd_win)
+		mutex_lock(&att->pt_lock);
+	mutex_lock(&att->seg->lock);
+}
+
+static void xpmem_insert_unlock(struct xpmem_attachment *att, bool pmd_win)
+{
+	mutex_unlock(&att->seg->lock);
+	if (pmd_win)
+		mutex_unlock(&att->pt_lock);
+}
+
 /* How a fault-in in place may wait (xpmem_fault_in_place()). */
 enum xpmem_fault_wait {
 	XPMEM_NOWAIT,		/* not at all (FAULT_FLAG_RETRY_NOWAIT) */
@@ -405,9 +533,12 @@ struct xpmem_populate_step {
  *  - populate faults anonymous windows in whole (hmm_range_fault(), which
  *    waits as a fault without FAULT_FLAG_ALLOW_RETRY); file windows once
  *    without the lock, then maps what is there.
+ *
+ * @pmd_win: the window may be mapped with one PMD at vmf->pmd (see
+ * "Huge mappings"); it has no page tables allocated yet.
  */
 static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src,
-				     enum xpmem_fault_mode mode, unsigned long *pfns,
+				     enum xpmem_fault_mode mode, bool pmd_win, unsigned long *pfns,
 				     unsigned long *startp, unsigned long *endp, bool *fault_in,
 				     bool *src_dropped)
 {
@@ -516,15 +647,15 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 				goto fault_in_window;
 		}
 
-		mutex_lock(&seg->lock);
+		xpmem_insert_lock(att, pmd_win);
 		if (seg->dead) {
-			mutex_unlock(&seg->lock);
+			xpmem_insert_unlock(att, pmd_win);
 			xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
 			ret = VM_FAULT_SIGBUS;
 			break;
 		}
 		if (mmu_interval_read_retry(range.notifier, range.notifier_seq)) {
-			mutex_unlock(&seg->lock);
+			xpmem_insert_unlock(att, pmd_win);
 			xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 			continue;
 		}
@@ -533,7 +664,7 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		 * asked for, unless we populate.
 		 */
 		if (mode != XPMEM_FAULT_POPULATE && !xpmem_pfn_usable(pfns[fault_idx], write)) {
-			mutex_unlock(&seg->lock);
+			xpmem_insert_unlock(att, pmd_win);
 			if (may_fault && !fault_first && !(pfns[fault_idx] & HMM_PFN_ERROR)) {
 				/* Not faulted in here: see above. */
 				goto fault_in_page;
@@ -562,8 +693,40 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 			ret = VM_FAULT_SIGBUS;
 			break;
 		}
+		if (pmd_win) {
+			enum xpmem_pmd_state state = xpmem_pmd_state(vmf->pmd);
+			bool huge = xpmem_snapshot_is_pmd(pfns, npages, write);
+
+			if (huge && state != XPMEM_PMD_TABLE) {
+				ret = xpmem_insert_pmd(vmf, pfns[0], write);
+				xpmem_insert_unlock(att, pmd_win);
+				break;
+			}
+			if (state == XPMEM_PMD_HUGE) {
+				/*
+				 * Never seen with a fresh sequence: a PMD of
+				 * ours maps what the exporter maps with a PMD.
+				 * Let the access fault again.
+				 */
+				xpmem_insert_unlock(att, pmd_win);
+				ret = VM_FAULT_NOPAGE;
+				break;
+			}
+			if (state == XPMEM_PMD_NONE) {
+				/* PTEs, so a table: allocated without seg->lock. */
+				mutex_unlock(&seg->lock);
+				err = apply_to_page_range(vma->vm_mm, start, end - start,
+							  xpmem_prepopulate_pte, NULL);
+				mutex_unlock(&att->pt_lock);
+				if (err) {
+					ret = VM_FAULT_OOM;
+					break;
+				}
+				continue;
+			}
+		}
 		ret = xpmem_insert_window(vma, start, pfns, npages, fault_idx, write);
-		mutex_unlock(&seg->lock);
+		xpmem_insert_unlock(att, pmd_win);
 		break;
 	}
 	*startp = start;
@@ -673,6 +836,7 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	unsigned long start, end;
 	struct mm_struct *src;
 	unsigned long *pfns;
+	bool pmd_win = false;
 	vm_fault_t ret;
 	int locked;
 
@@ -686,14 +850,19 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	} else {
 		start = max(vma->vm_start, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW));
 		end = min(vma->vm_end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
+		/* (Populate finds no vmf->pmd where no table exists yet.) */
+		pmd_win = vmf->pmd && xpmem_window_pmd_capable(vma, start);
 	}
 
 	pfns = kvmalloc_array((end - start) >> PAGE_SHIFT, sizeof(*pfns), GFP_KERNEL_ACCOUNT);
 	if (!pfns)
 		return VM_FAULT_OOM;
-	/* Allocate the window's page tables now, not under seg->lock. */
-	if (apply_to_page_range(vma->vm_mm, start, end - start,
-				xpmem_prepopulate_pte, NULL)) {
+	/*
+	 * Allocate the window's page tables now, not under seg->lock; a
+	 * window that may be one PMD gets them only if it needs them.
+	 */
+	if (!pmd_win && apply_to_page_range(vma->vm_mm, start, end - start,
+					    xpmem_prepopulate_pte, NULL)) {
 		ret = VM_FAULT_OOM;
 		goto out_free;
 	}
@@ -710,7 +879,8 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 		ret = -locked;
 		goto out_mmput;
 	}
-	ret = xpmem_fault_locked(vmf, src, mode, pfns, &start, &end, &fault_in, &src_dropped);
+	ret = xpmem_fault_locked(vmf, src, mode, pmd_win, pfns, &start, &end, &fault_in,
+				 &src_dropped);
 	if (src_dropped) {
 		/*
 		 * The fault-in in place was killed and dropped the exporter's
@@ -834,6 +1004,31 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 }
 
 /*
+ * ->get_unmapped_area of an attachment's file. An attachment that can hold
+ * a 2 MiB page of the exporter goes where a PMD can map it (see "Huge
+ * mappings"): at an address congruent to its exporter address modulo
+ * PMD_SIZE. The mm picks a range 2 MiB longer than asked, and we take the
+ * congruent address in it. A fixed address, or a hint, is the caller's.
+ * mremap() asks here too, and keeps a moved attachment congruent.
+ */
+unsigned long xpmem_attachment_get_unmapped_area(struct file *file, unsigned long addr,
+						 unsigned long len, unsigned long pgoff,
+						 unsigned long flags)
+{
+	struct xpmem_attachment *att = file->private_data;
+	unsigned long src = att->seg->start + (pgoff << PAGE_SHIFT);
+	unsigned long padded;
+
+	if (!XPMEM_HAVE_PMD_MAP || addr || (flags & MAP_FIXED) || len > TASK_SIZE - PMD_SIZE ||
+	    ALIGN(src, PMD_SIZE) + PMD_SIZE > src + len)
+		return xpmem_mm_get_unmapped_area(file, addr, len, pgoff, flags);
+	padded = xpmem_mm_get_unmapped_area(file, 0, len + PMD_SIZE, pgoff, flags);
+	if (IS_ERR_VALUE(padded))
+		return xpmem_mm_get_unmapped_area(file, addr, len, pgoff, flags);
+	return padded + ((src - padded) & (PMD_SIZE - 1));
+}
+
+/*
  * Fault in one window (or, after a hole, one page) at @addr of the current
  * mm's attachment @att, as a fault with retry allowed would (@tried: made
  * again after faulting in without the lock). Returns the fault result;
@@ -846,16 +1041,32 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 {
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
+	bool unlocked = false;
 	vm_fault_t ret;
+	pmd_t *pmd;
 
 	*step = (struct xpmem_populate_step){ .mapped_end = addr + PAGE_SIZE };
 	if (mmap_read_lock_killable(mm))
 		return VM_FAULT_SIGBUS;
+again:
 	vma = vma_lookup(mm, addr);
 	if (!vma || vma->vm_ops != &xpmem_vm_ops || vma->vm_private_data != att) {
 		/* Unmapped under us by another thread: nothing to populate. */
 		mmap_read_unlock(mm);
 		return VM_FAULT_NOPAGE;
+	}
+	pmd = xpmem_find_pmd(mm, addr);
+	if (!pmd && !unlocked &&
+	    xpmem_window_pmd_capable(vma, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW))) {
+		/*
+		 * No table above the PMD yet, and only a fault allocates one
+		 * without a PTE table below (which would keep the window off
+		 * a PMD): take a real read fault, which maps the window as
+		 * usual, then populate it. Once per 1 GiB, at most.
+		 */
+		fixup_user_fault(mm, addr, 0, &unlocked);
+		unlocked = true;
+		goto again;
 	}
 	{
 		struct vm_fault vmf = {
@@ -864,6 +1075,7 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 			.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE |
 				 (tried ? FAULT_FLAG_TRIED : 0),
 			.pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT),
+			.pmd = pmd,
 		};
 
 		ret = xpmem_fault_common(&vmf, mode, step);
@@ -1004,6 +1216,7 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 		return -ENOMEM;
 	}
 	kref_init(&att->ref);
+	mutex_init(&att->pt_lock);
 	att->seg = seg;			/* takes over our reference */
 	att->xf = xf;
 	att->apid = arg->apid;

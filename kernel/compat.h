@@ -12,15 +12,16 @@
  * older one gets that name here (vma_lookup(), VM_FAULT_COMPLETED, ...),
  * so the driver reads as current kernel code. Where the meaning differs,
  * the driver calls an xpmem_ wrapper instead.
- *
- * Still to come with its first user: the PMD insert
- * (vmf_insert_pfn_pmd_prot() in 6.1, vmf_insert_pfn_pmd() in 6.12).
  */
 #ifndef XPMEM_COMPAT_H
 #define XPMEM_COMPAT_H
 
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/version.h>
+#if __has_include("linux/pfn_t.h")
+#include <linux/pfn_t.h>
+#endif
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(5, 10, 0)
 #error "xpmem needs Linux 5.10 or newer"
@@ -171,6 +172,63 @@ static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 	}
 #endif
 	mmap_read_unlock(vmf->vma->vm_mm);
+}
+
+/*
+ * Map a 2 MiB page with one PMD from ->fault (attach.c). Like our PTEs,
+ * the PMD must not let GUP-fast take a reference to the exporter's page
+ * (our PTEs are special, and slow GUP refuses our VM_PFNMAP VMA):
+ *  - from 6.12 (CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) a PMD that maps a raw
+ *    PFN is special (pmd_special());
+ *  - before, we install it as a devmap PMD, on which GUP-fast gives up
+ *    (the page has no ZONE_DEVICE pagemap) and falls back to slow GUP;
+ *  - pfn_t (and devmap) went in 6.17, and the call takes a plain PFN.
+ * Tested by name, not version: enterprise kernels backport these.
+ * vmf_insert_pfn_pmd() maps with vm_page_prot, which write notification
+ * keeps read-only; @write makes the PMD writable and dirty.
+ * Kernels without THP (Debian's PREEMPT_RT 6.1) have no PMD insert:
+ * XPMEM_HAVE_PMD_MAP is false there and attachments map with PTEs only.
+ */
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+#define XPMEM_HAVE_PMD_MAP true
+
+static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn,
+					      bool write)
+{
+#if !__has_include("linux/pfn_t.h")
+	return vmf_insert_pfn_pmd(vmf, pfn, write);
+#elif defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, 0), write);
+#else
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV | PFN_MAP), write);
+#endif
+}
+#else
+#define XPMEM_HAVE_PMD_MAP false
+
+static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn,
+					      bool write)
+{
+	return VM_FAULT_FALLBACK;
+}
+#endif
+
+/*
+ * The address the mm would choose for a mapping (our file's
+ * ->get_unmapped_area pads and aligns it): the mm's method became a flag
+ * and mm_get_unmapped_area() in 6.9, which lost its mm argument in 6.19.
+ */
+static inline unsigned long
+xpmem_mm_get_unmapped_area(struct file *file, unsigned long addr, unsigned long len,
+			   unsigned long pgoff, unsigned long flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 19, 0)
+	return mm_get_unmapped_area(file, addr, len, pgoff, flags);
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+	return mm_get_unmapped_area(current->mm, file, addr, len, pgoff, flags);
+#else
+	return current->mm->get_unmapped_area(file, addr, len, pgoff, flags);
+#endif
 }
 
 #endif /* XPMEM_COMPAT_H */

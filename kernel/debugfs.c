@@ -35,6 +35,7 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_WRITE_UPGRADES] = "write_upgrades",
 	[XPMEM_STAT_FAULT_IN_UNLOCKED] = "fault_in_unlocked",
 	[XPMEM_STAT_PAGES_MAPPED] = "pages_mapped",
+	[XPMEM_STAT_PMDS_MAPPED] = "pmds_mapped",
 	[XPMEM_STAT_INVALIDATIONS] = "invalidations",
 	[XPMEM_STAT_INV_UNMAP] = "inv_unmap",
 	[XPMEM_STAT_INV_CLEAR] = "inv_clear",

@@ -55,6 +55,7 @@ static int xpmem_attachment_release(struct inode *inode, struct file *file)
 static const struct file_operations xpmem_attachment_fops = {
 	.owner = THIS_MODULE,
 	.mmap = xpmem_attachment_mmap,
+	.get_unmapped_area = xpmem_attachment_get_unmapped_area,
 	.release = xpmem_attachment_release,
 };
 

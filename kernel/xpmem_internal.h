@@ -28,12 +28,16 @@
  *   exporter's mmap_lock -> xpmem_segment.lock -> page table locks
  *   attacher's mmap_lock -> xpmem_segment.lock (fault; ->mmap and the last
  *                           close, which add and remove seg->attached)
+ *   attacher's mmap_lock -> xpmem_attachment.pt_lock -> xpmem_segment.lock
+ *                           (a fault in a window that may be one PMD)
  *   xpmem_files_lock     -> xpmem_file.lock (the debugfs listing only)
  *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
  *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
  * no driver lock is held across vm_mmap() or vm_munmap().
+ * xpmem_attachment.pt_lock may be held while allocating page tables: no
+ * invalidation or zap takes it.
  */
 #ifndef XPMEM_INTERNAL_H
 #define XPMEM_INTERNAL_H
@@ -141,6 +145,13 @@ struct xpmem_attachment {
 	 */
 	atomic_t nr_vmas;
 	/*
+	 * Orders the two ways a fault can fill a PMD entry of a window that
+	 * may be one PMD (attach.c): with a huge PMD, or with a PTE table
+	 * (allocated, so not under seg->lock). Each checks the entry under
+	 * it, so neither ever finds the other's in place.
+	 */
+	struct mutex pt_lock;
+	/*
 	 * Segment offsets [start, last] (bytes) that the attach mapped: every
 	 * VMA piece of it maps inside them. In seg->attached from our ->mmap
 	 * until the attachment is freed, after its last piece and its file
@@ -181,6 +192,9 @@ void xpmem_zap_end(struct xpmem_zapper *z);
 int xpmem_ioc_attach(struct xpmem_file *xf, void *data);
 int xpmem_ioc_detach(struct xpmem_file *xf, void *data);
 int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma);
+unsigned long xpmem_attachment_get_unmapped_area(struct file *file, unsigned long addr,
+						 unsigned long len, unsigned long pgoff,
+						 unsigned long flags);
 void xpmem_attachment_put(struct xpmem_attachment *att);
 int xpmem_detach_permit(struct xpmem_file *xf, u64 apid);
 
@@ -231,6 +245,7 @@ enum xpmem_stat {
 	XPMEM_STAT_WRITE_UPGRADES,
 	XPMEM_STAT_FAULT_IN_UNLOCKED,
 	XPMEM_STAT_PAGES_MAPPED,
+	XPMEM_STAT_PMDS_MAPPED,
 	XPMEM_STAT_INVALIDATIONS,
 	XPMEM_STAT_INV_UNMAP,
 	XPMEM_STAT_INV_CLEAR,

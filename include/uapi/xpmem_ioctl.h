@@ -235,7 +235,10 @@ struct xpmem_ioc_release {
  *                  from @offset rounded down to [@offset + @size) rounded up.
  * @vaddr:    (in)  0 to let the kernel choose, or a page-aligned address
  *                  for a fixed mapping (which replaces what was there, as
- *                  MAP_FIXED does). (out) the address of the byte at
+ *                  MAP_FIXED does). The kernel's choice is congruent to
+ *                  the exporter's address modulo 2 MiB when the range can
+ *                  hold a 2 MiB page: the exporter's huge pages then map
+ *                  with one PMD each. (out) the address of the byte at
  *                  @offset.
  * @flags:    (in)  XPMEM_ATTACH_* bits.
  * @__pad:    (in)  must be 0.

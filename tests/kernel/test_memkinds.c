@@ -1670,17 +1670,43 @@ static void ev_softdirty(void)
 
 /*
  * A write after a read upgrades that one page: the debugfs counter
- * write_upgrades goes up by one per page written, never more.
+ * write_upgrades goes up by one per page written, never more. Where the
+ * read mapped the exporter's huge pages with PMDs (pmds_mapped), a write
+ * makes the whole huge page writable instead, through a fault: no upgrade,
+ * and one PMD mapped again per huge page written.
  */
+static void ev_upgrade_pmd(unsigned char *a, const unsigned char *w, long pmds_read)
+{
+	struct mem *m = &cur->m;
+	long u0 = xtest_stat("write_upgrades"), p0 = xtest_stat("pmds_mapped");
+
+	att_write("write of one page", a, 0, PAGE, w, X_DATA);
+	CK(xtest_stat("pmds_mapped") - p0 == 1 && xtest_stat("write_upgrades") == u0,
+	   "a write to a read-mapped PMD: pmds_mapped went up by %ld (want 1), "
+	   "write_upgrades by %ld (want 0)", xtest_stat("pmds_mapped") - p0,
+	   xtest_stat("write_upgrades") - u0);
+	att_write("write of the rest", a, PAGE, m->len - PAGE, w, X_DATA);
+	CK(xtest_stat("pmds_mapped") - p0 == pmds_read && xtest_stat("write_upgrades") == u0,
+	   "after writing all %ld read-mapped PMDs, pmds_mapped went up by %ld, "
+	   "write_upgrades by %ld", pmds_read, xtest_stat("pmds_mapped") - p0,
+	   xtest_stat("write_upgrades") - u0);
+	expect_exporter("after the writes", w);
+	brief("1 PMD per huge page");
+}
+
 static void ev_upgrade(void)
 {
 	struct mem *m = &cur->m;
 	size_t n = m->len / PAGE, first = n < 4 ? n : 4;
 	unsigned char *w = new_pattern(SEED_W, m->len, false);
 	unsigned char *a = cell_attach(XPMEM_RDWR);
-	long u0, d;
+	long u0, d, p0 = xtest_stat("pmds_mapped");
 
 	att_read("read", a, 0, m->len, m->want, X_DATA);
+	if (xtest_stat("pmds_mapped") > p0) {
+		ev_upgrade_pmd(a, w, xtest_stat("pmds_mapped") - p0);
+		return;
+	}
 	u0 = xtest_stat("write_upgrades");
 	CK(u0 >= 0, "no write_upgrades counter in /sys/kernel/debug/xpmem/stats");
 	for (size_t k = 0; k < first; k++) {
