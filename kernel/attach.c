@@ -297,31 +297,44 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
  * corruption or a warning. Huge PMDs are inserted, and PTE tables
  * allocated, only under att->pt_lock and after looking at the entry; the
  * tables are allocated on demand (not before the fault, as for other
- * windows). Nothing else fills the entry while we hold the attacher's
- * fault lock: munmap frees tables, khugepaged and MADV_COLLAPSE skip
- * VM_PFNMAP VMAs. A table stays until the VMA goes, so a window once
- * mapped with PTEs keeps being mapped with PTEs.
+ * windows), with the attacher's lock, the exporter's (unless it was
+ * dropped) and pt_lock held; pt_lock is waited for killably. Nothing else
+ * fills the entry while we hold the attacher's fault lock: munmap frees
+ * tables, khugepaged and MADV_COLLAPSE skip VM_PFNMAP VMAs. A table stays
+ * until the VMA goes, so a window once mapped with PTEs keeps being mapped
+ * with PTEs.
  */
 
-/* Can the 2 MiB window at @win of @vma be mapped with one PMD? */
+/* Can the window at @win of @vma be mapped with one PMD? */
 static bool xpmem_window_pmd_capable(struct vm_area_struct *vma, unsigned long win)
 {
-	return XPMEM_HAVE_PMD_MAP && win >= vma->vm_start && win + PMD_SIZE <= vma->vm_end &&
-	       IS_ALIGNED(xpmem_source_addr(vma, win), PMD_SIZE);
+	return XPMEM_HAVE_PMD_MAP && IS_ALIGNED(win, PMD_SIZE) && win >= vma->vm_start &&
+	       win + PMD_SIZE <= vma->vm_end && IS_ALIGNED(xpmem_source_addr(vma, win), PMD_SIZE);
 }
 
 /*
  * Does the snapshot of a whole window show one 2 MiB exporter page, with
- * write permission if @write?
+ * write permission if @write, that we may map with a PMD? Not:
+ *  - the huge zero page, which has no mapping (anonymous, file and
+ *    hugetlb folios have one while the exporter maps them, and it does:
+ *    the sequence is fresh): from 7.x zap_huge_pmd() takes a huge zero
+ *    PMD for one with a deposited page table, which ours has not. Its
+ *    PTEs are as good: nothing is ever written there.
+ *  - a ZONE_DEVICE page (DAX): a devmap PMD (before 6.12) over one would
+ *    let GUP-fast take it, its pagemap being real.
  */
 static bool xpmem_snapshot_is_pmd(const unsigned long *pfns, unsigned long npages, bool write)
 {
 	unsigned long hpfn = pfns[0];
+	struct page *page;
 
-	return npages == PTRS_PER_PMD && (hpfn & HMM_PFN_VALID) &&
-	       hmm_pfn_to_map_order(hpfn) == PMD_SHIFT - PAGE_SHIFT &&
-	       IS_ALIGNED(page_to_pfn(hmm_pfn_to_page(hpfn)), PTRS_PER_PMD) &&
-	       (!write || (hpfn & HMM_PFN_WRITE));
+	if (npages != PTRS_PER_PMD || !(hpfn & HMM_PFN_VALID) ||
+	    hmm_pfn_to_map_order(hpfn) != PMD_SHIFT - PAGE_SHIFT ||
+	    (write && !(hpfn & HMM_PFN_WRITE)))
+		return false;
+	page = hmm_pfn_to_page(hpfn);
+	return IS_ALIGNED(page_to_pfn(page), PTRS_PER_PMD) && !is_zone_device_page(page) &&
+	       READ_ONCE(compound_head(page)->mapping);
 }
 
 /*
@@ -388,12 +401,17 @@ static pmd_t *xpmem_find_pmd(struct mm_struct *mm, unsigned long addr)
 	return pmd_offset(pud, addr);
 }
 
-/* The locks a fault inserts under; see the top. */
-static void xpmem_insert_lock(struct xpmem_attachment *att, bool pmd_win)
+/*
+ * The locks a fault inserts under; see the top. pt_lock is held across a
+ * page-table allocation, which can enter reclaim: wait for it killably.
+ * Returns 0, or -EINTR (nothing taken).
+ */
+static int xpmem_insert_lock(struct xpmem_attachment *att, bool pmd_win)
 {
-	if (pmd_win)
-		mutex_lock(&att->pt_lock);
+	if (pmd_win && mutex_lock_killable(&att->pt_lock))
+		return -EINTR;
 	mutex_lock(&att->seg->lock);
+	return 0;
 }
 
 static void xpmem_insert_unlock(struct xpmem_attachment *att, bool pmd_win)
@@ -401,6 +419,31 @@ static void xpmem_insert_unlock(struct xpmem_attachment *att, bool pmd_win)
 	mutex_unlock(&att->seg->lock);
 	if (pmd_win)
 		mutex_unlock(&att->pt_lock);
+}
+
+/*
+ * Populate's fault has no vmf->pmd. Find the PMD entry of the window at
+ * @win; where the tables above it do not exist even after the real fault
+ * that xpmem_populate_one() took, allocate them, with a PTE table, under
+ * pt_lock, as a PTE fault in such a window does. Returns 0 or -ENOMEM.
+ */
+static int xpmem_populate_find_pmd(struct vm_fault *vmf, unsigned long win)
+{
+	struct xpmem_attachment *att = vmf->vma->vm_private_data;
+	struct mm_struct *mm = vmf->vma->vm_mm;
+	int ret = 0;
+
+	mutex_lock(&att->pt_lock);
+	vmf->pmd = xpmem_find_pmd(mm, win);
+	if (!vmf->pmd) {
+		/* No PMD table, so no huge PMD in the way of the PTE table. */
+		ret = apply_to_page_range(mm, win, PMD_SIZE, xpmem_prepopulate_pte, NULL);
+		vmf->pmd = ret ? NULL : xpmem_find_pmd(mm, win);
+		if (!vmf->pmd)
+			ret = -ENOMEM;
+	}
+	mutex_unlock(&att->pt_lock);
+	return ret;
 }
 
 /* How a fault-in in place may wait (xpmem_fault_in_place()). */
@@ -647,7 +690,11 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 				goto fault_in_window;
 		}
 
-		xpmem_insert_lock(att, pmd_win);
+		if (xpmem_insert_lock(att, pmd_win)) {
+			/* Killed: the caller sees the signal. */
+			ret = VM_FAULT_NOPAGE;
+			break;
+		}
 		if (seg->dead) {
 			xpmem_insert_unlock(att, pmd_win);
 			xpmem_stat_inc(XPMEM_STAT_FAULT_SIGBUS);
@@ -850,8 +897,7 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	} else {
 		start = max(vma->vm_start, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW));
 		end = min(vma->vm_end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
-		/* (Populate finds no vmf->pmd where no table exists yet.) */
-		pmd_win = vmf->pmd && xpmem_window_pmd_capable(vma, start);
+		pmd_win = xpmem_window_pmd_capable(vma, start);
 	}
 
 	pfns = kvmalloc_array((end - start) >> PAGE_SHIFT, sizeof(*pfns), GFP_KERNEL_ACCOUNT);
@@ -861,6 +907,10 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	 * Allocate the window's page tables now, not under seg->lock; a
 	 * window that may be one PMD gets them only if it needs them.
 	 */
+	if (pmd_win && !vmf->pmd && xpmem_populate_find_pmd(vmf, start)) {
+		ret = VM_FAULT_OOM;
+		goto out_free;
+	}
 	if (!pmd_win && apply_to_page_range(vma->vm_mm, start, end - start,
 					    xpmem_prepopulate_pte, NULL)) {
 		ret = VM_FAULT_OOM;
@@ -1008,8 +1058,9 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
  * a 2 MiB page of the exporter goes where a PMD can map it (see "Huge
  * mappings"): at an address congruent to its exporter address modulo
  * PMD_SIZE. The mm picks a range 2 MiB longer than asked, and we take the
- * congruent address in it. A fixed address, or a hint, is the caller's.
- * mremap() asks here too, and keeps a moved attachment congruent.
+ * congruent address in it. A fixed address, or a hint, is the caller's
+ * (and so is mremap()'s: only a move to a fixed address is allowed for
+ * our VMAs; it keeps PMDs where it stays congruent).
  */
 unsigned long xpmem_attachment_get_unmapped_area(struct file *file, unsigned long addr,
 						 unsigned long len, unsigned long pgoff,
@@ -1062,7 +1113,8 @@ again:
 		 * No table above the PMD yet, and only a fault allocates one
 		 * without a PTE table below (which would keep the window off
 		 * a PMD): take a real read fault, which maps the window as
-		 * usual, then populate it. Once per 1 GiB, at most.
+		 * usual, then populate it. Once per 1 GiB, at most. If that
+		 * fails, xpmem_populate_find_pmd() allocates the tables.
 		 */
 		fixup_user_fault(mm, addr, 0, &unlocked);
 		unlocked = true;

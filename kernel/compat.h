@@ -216,7 +216,7 @@ static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf, unsigned lon
 /*
  * The address the mm would choose for a mapping (our file's
  * ->get_unmapped_area pads and aligns it): the mm's method became a flag
- * and mm_get_unmapped_area() in 6.9, which lost its mm argument in 6.19.
+ * and mm_get_unmapped_area() in 6.10, which lost its mm argument in 6.19.
  */
 static inline unsigned long
 xpmem_mm_get_unmapped_area(struct file *file, unsigned long addr, unsigned long len,
@@ -224,7 +224,7 @@ xpmem_mm_get_unmapped_area(struct file *file, unsigned long addr, unsigned long 
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 19, 0)
 	return mm_get_unmapped_area(file, addr, len, pgoff, flags);
-#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
 	return mm_get_unmapped_area(current->mm, file, addr, len, pgoff, flags);
 #else
 	return current->mm->get_unmapped_area(file, addr, len, pgoff, flags);

@@ -40,13 +40,25 @@
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
 #ifndef MPOL_MF_MOVE
 #define MPOL_MF_MOVE (1 << 1)
 #endif
 
+/* THP exists in this kernel and is not turned off ("[never]"). */
 static bool have_thp(void)
 {
-	return access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+	char mode[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (!f)
+		return false;
+	if (!fgets(mode, sizeof(mode), f))
+		mode[0] = 0;
+	fclose(f);
+	return mode[0] && !strstr(mode, "[never]");
 }
 
 /* @len bytes at a 2 MiB boundary (the rest of the reservation is left). */
@@ -261,6 +273,7 @@ END_TEST
 START_TEST(cow_huge_page_write_breaks_cow_in_the_exporter)
 {
 	unsigned char *buf = thp_buf(HUGE, 5), *a;
+	long pmds;
 	int go[2], status;
 	char c = 0;
 	pid_t child;
@@ -274,7 +287,9 @@ START_TEST(cow_huge_page_write_breaks_cow_in_the_exporter)
 		_exit(holds(buf, HUGE, 5, 0) ? 0 : 1);
 	}
 	a = attach_self(buf, HUGE, XPMEM_RDWR);
+	pmds = xtest_stat("pmds_mapped");
 	ck_assert(holds(a, HUGE, 5, 0));
+	ck_assert_int_eq(xtest_stat("pmds_mapped") - pmds, 1);
 	memset(a + 3 * PAGE, 0x77, PAGE);
 	ck_assert(xtest_all_bytes_are(buf + 3 * PAGE, PAGE, 0x77));
 	ck_assert(xtest_all_bytes_are(a + 3 * PAGE, PAGE, 0x77));
@@ -487,6 +502,35 @@ START_TEST(incongruent_attachment_uses_ptes)
 END_TEST
 
 /*
+ * THP-eligible memory the exporter never wrote reads as the huge zero page.
+ * It is mapped with PTEs, never a PMD (a huge zero PMD is taken for one
+ * with a deposited page table by 7.x's zap), through a fault and through
+ * populate; detaching it and the exporter's write after it are safe.
+ */
+START_TEST(huge_zero_page_maps_with_ptes)
+{
+	unsigned char *buf = map_aligned(2 * HUGE), *a, *b;
+	volatile unsigned char *v = buf;
+	long pmds = xtest_stat("pmds_mapped");
+	unsigned long sum = 0;
+
+	ck_assert_int_eq(madvise(buf, 2 * HUGE, MADV_HUGEPAGE), 0);
+	for (size_t i = 0; i < 2 * HUGE; i += PAGE)
+		sum += v[i];
+	ck_assert_int_eq(sum, 0);
+	a = attach_self(buf, HUGE, XPMEM_RDWR);
+	b = attach_at(self_permit(XPMEM_RDWR), buf + HUGE, HUGE, NULL, XPMEM_ATTACH_POPULATE);
+	ck_assert(xtest_all_bytes_are(a, HUGE, 0));
+	ck_assert(xtest_all_bytes_are(b, HUGE, 0));
+	ck_assert_int_eq(xtest_stat("pmds_mapped"), pmds);
+	ck_assert_int_eq(xpmem_detach(b), 0);
+	memset(buf, 0x3e, HUGE);		/* replaces the zero page: a zap */
+	ck_assert(xtest_all_bytes_are(a, HUGE, 0x3e));
+	ck_assert_int_eq(xpmem_detach(a), 0);
+}
+END_TEST
+
+/*
  * XPMEM_ATTACH_POPULATE maps a THP-backed range with PMDs up front; reading
  * it then takes no fault.
  */
@@ -507,13 +551,15 @@ END_TEST
 
 /*
  * 2 MiB hugetlb pages map with one PMD each, for reading and writing. The
- * attacher's /proc/self/smaps and pagemap read over the mapping.
+ * attacher's /proc/self/smaps and pagemap read over the mapping, which
+ * they skip (a PFN mapping): a walker that followed our PMD would count
+ * the exporter's page as the attacher's.
  */
 START_TEST(hugetlb_pages_map_with_pmds)
 {
 	const size_t len = 2 * HUGE;
 	unsigned char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0), *a;
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0), *a;
 	long pmds;
 	uint64_t entry;
 	int fd;
@@ -526,11 +572,14 @@ START_TEST(hugetlb_pages_map_with_pmds)
 	ck_assert_int_eq(xtest_stat("pmds_mapped") - pmds, 2);
 	memset(a + HUGE + PAGE, 0xe1, PAGE);
 	ck_assert(xtest_all_bytes_are(buf + HUGE + PAGE, PAGE, 0xe1));
-	ck_assert_int_ge(smaps_kb(a, "Rss:"), 0);
+	/* Page walkers skip PFN mappings: no Rss, nothing present. */
+	ck_assert_int_eq(smaps_kb(a, "Rss:"), 0);
 	fd = open("/proc/self/pagemap", O_RDONLY);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pread(fd, &entry, sizeof(entry), (off_t)((uintptr_t)a / PAGE * 8)),
 			 sizeof(entry));
+	ck_assert_msg(!(entry >> 63), "pagemap shows the attachment's page present: %#llx",
+		      (unsigned long long)entry);
 	close(fd);
 	ck_assert_int_eq(munmap(buf, len), 0);
 	ck_assert_int_eq(access_signal(a, false, 0), SIGBUS);
@@ -734,6 +783,7 @@ int main(void)
 		{ "attacher_splits_its_pmd", attacher_splits_its_pmd },
 		{ "incongruent_attachment_uses_ptes", incongruent_attachment_uses_ptes },
 		{ "populate_maps_pmds", populate_maps_pmds },
+		{ "huge_zero_page_maps_with_ptes", huge_zero_page_maps_with_ptes },
 		{ "concurrent_changes_under_pmds", concurrent_changes_under_pmds },
 	};
 	const char *no_thp = "this kernel has no transparent huge pages";
