@@ -3,6 +3,7 @@
  * xtest.c - see xtest.h.
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,27 @@ long xtest_read_key(const char *path, const char *key)
 	}
 	fclose(f);
 	return found;
+}
+
+long xtest_smaps_kb(const void *addr, const char *key)
+{
+	char line[256];
+	unsigned long start, end;
+	long kb = -1;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
+			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
+		else if (in && strncmp(line, key, strlen(key)) == 0 &&
+			 sscanf(line + strlen(key), "%ld", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
 }
 
 int xtest_kernel_at_least(int major, int minor)

@@ -52,6 +52,12 @@ long xtest_read_long(const char *path);
 /* The number after @key (a "key value" line) in @path, or -1. */
 long xtest_read_key(const char *path, const char *key);
 
+/*
+ * The number of kB that /proc/self/smaps gives under @key ("Rss:",
+ * "AnonHugePages:") for the mapping that contains @addr, or -1.
+ */
+long xtest_smaps_kb(const void *addr, const char *key);
+
 /* Is the running kernel's release at least @major.@minor? */
 int xtest_kernel_at_least(int major, int minor);
 

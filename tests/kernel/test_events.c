@@ -67,26 +67,6 @@ static unsigned char *attach_self(unsigned char *buf, size_t len)
 	return a;
 }
 
-/* Is the page at @addr backed by a huge page (AnonHugePages in smaps)? */
-static long anon_huge_kb(void *addr)
-{
-	char line[256];
-	unsigned long start, end;
-	long kb = -1;
-	int in = 0;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
-			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
-		else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
-
 /*
  * KSM merges the exporter's identical pages into one read-only page. The
  * attachment follows, and a write through it breaks COW in the exporter:
@@ -129,7 +109,7 @@ START_TEST(thp_split_is_followed)
 
 	ck_assert_int_eq(madvise(buf, len, MADV_HUGEPAGE), 0);
 	memset(buf, 0x4e, len);
-	ck_assert_int_gt(anon_huge_kb(buf), 0);
+	ck_assert_int_gt(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
 	a = attach_self(buf, len);
 	ck_assert(xtest_all_bytes_are(a, len, 0x4e));
 	/* Dropping one 4 KiB subpage splits the PMD mapping. */
@@ -150,12 +130,12 @@ START_TEST(thp_collapse_is_followed)
 
 	ck_assert_int_eq(madvise(buf, len, MADV_NOHUGEPAGE), 0);
 	memset(buf, 0x5e, len);
-	ck_assert_int_eq(anon_huge_kb(buf), 0);
+	ck_assert_int_eq(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
 	a = attach_self(buf, len);
 	ck_assert(xtest_all_bytes_are(a, len, 0x5e));
 	ck_assert_int_eq(madvise(buf, len, MADV_HUGEPAGE), 0);
 	ck_assert_msg(madvise(buf, len, MADV_COLLAPSE) == 0, "MADV_COLLAPSE: %s", strerror(errno));
-	ck_assert_int_gt(anon_huge_kb(buf), 0);
+	ck_assert_int_gt(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
 	ck_assert(xtest_all_bytes_are(a, len, 0x5e));
 	memset(a, 0x5f, len);
 	ck_assert(xtest_all_bytes_are(buf, len, 0x5f));

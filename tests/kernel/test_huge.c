@@ -93,27 +93,6 @@ static bool holds(const volatile unsigned char *p, size_t len, unsigned int seed
 	return true;
 }
 
-/* kB of @key ("AnonHugePages:") in smaps for the mapping at @addr. */
-static long smaps_kb(const void *addr, const char *key)
-{
-	char line[256];
-	unsigned long start, end;
-	long kb = -1;
-	bool in = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
-			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
-		else if (in && strncmp(line, key, strlen(key)) == 0 &&
-			 sscanf(line + strlen(key), "%ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
-
 /* @len bytes on transparent huge pages, filled with the pattern of @seed. */
 static unsigned char *thp_buf(size_t len, unsigned int seed)
 {
@@ -121,8 +100,8 @@ static unsigned char *thp_buf(size_t len, unsigned int seed)
 
 	ck_assert_int_eq(madvise(buf, len, MADV_HUGEPAGE), 0);
 	fill(buf, len, seed);
-	ck_assert_msg(smaps_kb(buf, "AnonHugePages:") >= (long)(len >> 10),
-		      "not on huge pages: AnonHugePages %ld kB", smaps_kb(buf, "AnonHugePages:"));
+	ck_assert_msg(xtest_smaps_kb(buf, "AnonHugePages:") >= (long)(len >> 10),
+		      "not on huge pages: AnonHugePages %ld kB", xtest_smaps_kb(buf, "AnonHugePages:"));
 	return buf;
 }
 
@@ -232,7 +211,7 @@ START_TEST(writes_through_a_pmd_reach_the_exporter)
 	ck_assert(xtest_all_bytes_are(buf + HUGE, HUGE, 0x5b));
 	ck_assert_int_eq(xtest_stat("pmds_mapped") - pmds, 3);
 	ck_assert_int_eq(xtest_stat("write_upgrades"), upgrades);
-	ck_assert_int_gt(smaps_kb(buf, "AnonHugePages:"), 0);
+	ck_assert_int_gt(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
 }
 END_TEST
 
@@ -376,14 +355,14 @@ START_TEST(collapse_then_pmd)
 
 	ck_assert_int_eq(madvise(buf, HUGE, MADV_NOHUGEPAGE), 0);
 	fill(buf, HUGE, 9);
-	ck_assert_int_eq(smaps_kb(buf, "AnonHugePages:"), 0);
+	ck_assert_int_eq(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
 	a = attach_self(buf, HUGE, XPMEM_RDWR);
 	pmds = xtest_stat("pmds_mapped");
 	ck_assert(holds(a, HUGE, 9, 0));
 	ck_assert_int_eq(xtest_stat("pmds_mapped"), pmds);	/* small pages: PTEs */
 	ck_assert_int_eq(madvise(buf, HUGE, MADV_HUGEPAGE), 0);
 	ck_assert_msg(madvise(buf, HUGE, MADV_COLLAPSE) == 0, "MADV_COLLAPSE: %s", strerror(errno));
-	ck_assert_int_gt(smaps_kb(buf, "AnonHugePages:"), 0);
+	ck_assert_int_gt(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
 	ck_assert(holds(a, HUGE, 9, 0));
 	memset(a, 0x91, HUGE);
 	ck_assert(xtest_all_bytes_are(buf, HUGE, 0x91));
@@ -573,7 +552,7 @@ START_TEST(hugetlb_pages_map_with_pmds)
 	memset(a + HUGE + PAGE, 0xe1, PAGE);
 	ck_assert(xtest_all_bytes_are(buf + HUGE + PAGE, PAGE, 0xe1));
 	/* Page walkers skip PFN mappings: no Rss, nothing present. */
-	ck_assert_int_eq(smaps_kb(a, "Rss:"), 0);
+	ck_assert_int_eq(xtest_smaps_kb(a, "Rss:"), 0);
 	fd = open("/proc/self/pagemap", O_RDONLY);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pread(fd, &entry, sizeof(entry), (off_t)((uintptr_t)a / PAGE * 8)),

@@ -437,27 +437,6 @@ static size_t resident_pages(const void *p, size_t len)
 	return n;
 }
 
-/* The smaps field @key ("AnonHugePages:") of the mapping that holds @addr, in kB. */
-static long smaps_kb(const void *addr, const char *key)
-{
-	char line[256];
-	unsigned long start, end;
-	long kb = -1;
-	bool in = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	CK(f != NULL, "open smaps: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
-			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
-		else if (in && strncmp(line, key, strlen(key)) == 0 &&
-			 sscanf(line + strlen(key), "%ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
-
 /* Does the VmFlags line in smaps of the mapping at @addr list @flag ("pf")? */
 static bool smaps_has_vmflag(uintptr_t addr, const char *flag)
 {
@@ -735,9 +714,9 @@ static void setup_thp(struct mem *m, unsigned char *at)
 	   strerror(errno));
 	m->want = new_pattern(SEED_DATA, m->len, false);
 	memcpy(m->buf, m->want, m->len);
-	CK(smaps_kb(m->buf, "AnonHugePages:") >= (long)(m->len >> 10),
+	CK(xtest_smaps_kb(m->buf, "AnonHugePages:") >= (long)(m->len >> 10),
 	   "setup: not backed by a huge page (AnonHugePages %ld kB)",
-	   smaps_kb(m->buf, "AnonHugePages:"));
+	   xtest_smaps_kb(m->buf, "AnonHugePages:"));
 }
 
 /* Untouched THP-eligible memory, read by the exporter: the huge zero page. */
@@ -798,14 +777,14 @@ static void setup_shmem_thp(struct mem *m, unsigned char *at)
 		CK(madvise(m->buf, m->len, MADV_HUGEPAGE) == 0, "setup: MADV_HUGEPAGE: %s",
 		   strerror(errno));
 		memcpy(m->buf, m->want, m->len);
-		if (attempt || smaps_kb(m->buf, "ShmemPmdMapped:") >= (long)(m->len >> 10))
+		if (attempt || xtest_smaps_kb(m->buf, "ShmemPmdMapped:") >= (long)(m->len >> 10))
 			break;
 		munmap(m->buf, m->len);
 		(void)xtest_write_file("/proc/sys/vm/compact_memory", "1");
 	}
-	CK(smaps_kb(m->buf, "ShmemPmdMapped:") >= (long)(m->len >> 10),
+	CK(xtest_smaps_kb(m->buf, "ShmemPmdMapped:") >= (long)(m->len >> 10),
 	   "setup: not mapped by a huge page (ShmemPmdMapped %ld kB)",
-	   smaps_kb(m->buf, "ShmemPmdMapped:"));
+	   xtest_smaps_kb(m->buf, "ShmemPmdMapped:"));
 }
 
 /* Never written: its pages are made by the first (read) fault, clean. */
