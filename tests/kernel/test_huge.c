@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xpmem.h"
@@ -575,7 +576,9 @@ END_TEST
  * the suite, whose log scan catches what the data cannot.
  */
 #define RACE_LEN (2 * HUGE)
+/* Changes made, at most; and seconds (the debug kernel is 10x slower). */
 #define RACE_ROUNDS 400
+#define RACE_SECONDS 20
 
 struct race {
 	uint64_t *buf, *a;		/* the exporter's buffer, an attachment */
@@ -619,8 +622,9 @@ static void *race_exporter(void *arg)
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	bool collapse = xtest_kernel_at_least(6, 1);
 	bool numa = access("/sys/devices/system/node/node1", F_OK) == 0;
+	time_t end = time(NULL) + RACE_SECONDS;
 
-	for (int round = 0; round < RACE_ROUNDS && !r->stop; round++) {
+	for (int round = 0; round < RACE_ROUNDS && !r->stop && time(NULL) < end; round++) {
 		uint8_t *win = (uint8_t *)r->buf + (race_rand(&x) % 2) * HUGE;
 		size_t page = race_rand(&x) % (HUGE / PAGE);
 
@@ -763,7 +767,6 @@ int main(void)
 		{ "incongruent_attachment_uses_ptes", incongruent_attachment_uses_ptes },
 		{ "populate_maps_pmds", populate_maps_pmds },
 		{ "huge_zero_page_maps_with_ptes", huge_zero_page_maps_with_ptes },
-		{ "concurrent_changes_under_pmds", concurrent_changes_under_pmds },
 	};
 	const char *no_thp = "this kernel has no transparent huge pages";
 
@@ -772,6 +775,15 @@ int main(void)
 			tcase_add_test(tc, thp_tests[i].test);
 		else
 			xtest_skip(thp_tests[i].name, no_thp);
+	}
+	if (have_thp()) {
+		/* RACE_SECONDS of changes, then a check of every word. */
+		TCase *race = xtest_tcase(s, "race");
+
+		tcase_set_timeout(race, 180);
+		tcase_add_test(race, concurrent_changes_under_pmds);
+	} else {
+		xtest_skip("concurrent_changes_under_pmds", no_thp);
 	}
 	if (have_thp() && xtest_kernel_at_least(6, 1))
 		tcase_add_test(tc, collapse_then_pmd);
