@@ -104,55 +104,107 @@ static double malloc_loop(int iters)
 }
 
 /*
- * Start @n peers that attach PEER_ATTACHMENTS pages of @stable through
- * @segid and wait; return once all have attached.
+ * The peers come from a factory process forked once at start-up: forking
+ * them from the exporter would make its private memory copy-on-write, and
+ * the loop would time COW faults that have nothing to do with XPMEM.
+ * Commands over a pipe: start @n peers attached through @segid (they
+ * answer once all are attached), or stop them.
  */
-static void start_peers(xpmem_segid_t segid, unsigned char *stable, int n, pid_t *pids)
+struct factory {
+	pid_t pid;
+	int cmd, ack;
+};
+
+struct peer_cmd {
+	int n;			/* peers to start; 0: stop those running */
+	xpmem_segid_t segid;
+	unsigned char *stable;
+};
+
+static void peer_main(const struct peer_cmd *c, int ready)
 {
-	int ready[2];
-	char c;
+	xpmem_apid_t apid = xpmem_get(c->segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 
-	if (pipe(ready))
-		die("pipe");
-	for (int i = 0; i < n; i++) {
-		pids[i] = fork();
-		if (pids[i] < 0)
-			die("fork");
-		if (pids[i] == 0) {
-			xpmem_apid_t apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	if (apid < 0)
+		die("xpmem_get");
+	for (int k = 0; k < PEER_ATTACHMENTS; k++) {
+		struct xpmem_addr addr = {
+			.apid = apid,
+			.offset = (off_t)(uintptr_t)(c->stable + (size_t)k * PAGE),
+		};
+		volatile unsigned char *a = xpmem_attach(addr, PAGE, NULL);
 
-			if (apid < 0)
-				die("xpmem_get");
-			for (int k = 0; k < PEER_ATTACHMENTS; k++) {
-				struct xpmem_addr addr = {
-					.apid = apid,
-					.offset = (off_t)(uintptr_t)(stable + (size_t)k * PAGE),
-				};
-				volatile unsigned char *a = xpmem_attach(addr, PAGE, NULL);
-
-				if (a == (void *)-1)
-					die("xpmem_attach");
-				(void)a[0];
-			}
-			if (write(ready[1], "r", 1) != 1)
-				die("write");
-			pause();
-			_exit(0);
-		}
+		if (a == (void *)-1)
+			die("xpmem_attach");
+		(void)a[0];
 	}
-	for (int i = 0; i < n; i++) {
-		if (read(ready[0], &c, 1) != 1)
-			die("read");
-	}
-	close(ready[0]);
-	close(ready[1]);
+	if (write(ready, "r", 1) != 1)
+		die("write");
+	pause();
+	_exit(0);
 }
 
-static void stop_peers(int n, const pid_t *pids)
+static void factory_main(int cmd, int ack)
 {
-	for (int i = 0; i < n; i++) {
-		kill(pids[i], SIGKILL);
-		waitpid(pids[i], NULL, 0);
+	pid_t pids[MAX_PEERS];
+	struct peer_cmd c;
+	int n = 0;
+
+	while (read(cmd, &c, sizeof(c)) == sizeof(c)) {
+		if (c.n == 0) {
+			for (int i = 0; i < n; i++) {
+				kill(pids[i], SIGKILL);
+				waitpid(pids[i], NULL, 0);
+			}
+			n = 0;
+			if (write(ack, "s", 1) != 1)
+				die("write");
+			continue;
+		}
+		for (n = 0; n < c.n; n++) {
+			pids[n] = fork();
+			if (pids[n] < 0)
+				die("fork");
+			if (pids[n] == 0)
+				peer_main(&c, ack);
+		}
+	}
+	_exit(0);
+}
+
+static struct factory start_factory(void)
+{
+	int cmd[2], ack[2];
+	struct factory f;
+
+	if (pipe(cmd) || pipe(ack))
+		die("pipe");
+	f.pid = fork();
+	if (f.pid < 0)
+		die("fork");
+	if (f.pid == 0) {
+		close(cmd[1]);
+		close(ack[0]);
+		factory_main(cmd[0], ack[1]);
+	}
+	close(cmd[0]);
+	close(ack[1]);
+	f.cmd = cmd[1];
+	f.ack = ack[0];
+	return f;
+}
+
+/* Start @n peers (0: stop them) and wait until they are attached (gone). */
+static void peers(struct factory *f, int n, xpmem_segid_t segid, unsigned char *stable)
+{
+	struct peer_cmd c = { .n = n, .segid = segid, .stable = stable };
+	char b;
+
+	if (write(f->cmd, &c, sizeof(c)) != sizeof(c))
+		die("write");
+	for (int i = 0; i < (n ? n : 1); i++) {
+		if (read(f->ack, &b, 1) != 1)
+			die("read");
 	}
 }
 
@@ -161,7 +213,7 @@ int main(int argc, char **argv)
 	static double t[NR_WAYS][MAX_REPS];
 	int iters = 4000, reps = 11;
 	unsigned char *stable;
-	pid_t pids[MAX_PEERS];
+	struct factory f;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--iters"))
@@ -179,7 +231,9 @@ int main(int argc, char **argv)
 	if (!stable)
 		die("aligned_alloc");
 	memset(stable, 1, PEER_ATTACHMENTS * PAGE);
-	malloc_loop(iters / 4 + 1);		/* warm up the heap */
+	f = start_factory();
+	/* Warm up the heap, and break COW of what the fork shared. */
+	malloc_loop(iters / 4 + 1);
 
 	for (int rep = 0; rep < reps; rep++) {
 		for (int w = 0; w < NR_WAYS; w++) {
@@ -190,11 +244,13 @@ int main(int argc, char **argv)
 						   (void *)0600);
 				if (segid < 0)
 					die("xpmem_make");
-				start_peers(segid, stable, way_peers[w], pids);
+				if (way_peers[w])
+					peers(&f, way_peers[w], segid, stable);
 			}
 			t[w][rep] = malloc_loop(iters);
 			if (w != NONE) {
-				stop_peers(way_peers[w], pids);
+				if (way_peers[w])
+					peers(&f, 0, -1, NULL);
 				if (xpmem_remove(segid))
 					die("xpmem_remove");
 			}
@@ -213,5 +269,7 @@ int main(int argc, char **argv)
 		       t[w][0] * 1e3, t[w][reps - 1] * 1e3, (med / base - 1) * 100);
 	}
 	printf("ratio peers=8 over none (medians): %.3f\n", t[PEERS8][reps / 2] / t[NONE][reps / 2]);
+	close(f.cmd);
+	waitpid(f.pid, NULL, 0);
 	return 0;
 }
