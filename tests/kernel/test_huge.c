@@ -721,6 +721,40 @@ END_TEST
 #define HUGETLB_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/"
 
 /*
+ * A kernel built without THP (Debian's PREEMPT_RT 6.1) has no PMD insert:
+ * everything maps with PTEs there, 2 MiB hugetlb pages included (when the
+ * pool has them), and pmds_mapped stays where it was.
+ */
+static bool hugetlb_ok;
+
+START_TEST(without_thp_everything_maps_with_ptes)
+{
+	unsigned char *buf = map_aligned(2 * HUGE), *a;
+	long pmds = xtest_stat("pmds_mapped");
+
+	ck_assert_int_ge(pmds, 0);
+	fill(buf, 2 * HUGE, 16);
+	a = attach_at(self_permit(XPMEM_RDWR), buf, 2 * HUGE, NULL, 0);
+	ck_assert(holds(a, 2 * HUGE, 16, 0));
+	memset(a + HUGE, 0x71, PAGE);
+	ck_assert(xtest_all_bytes_are(buf + HUGE, PAGE, 0x71));
+	if (hugetlb_ok) {
+		unsigned char *h = mmap(NULL, HUGE, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB,
+					-1, 0);
+
+		ck_assert_msg(h != MAP_FAILED, "mmap MAP_HUGETLB: %s", strerror(errno));
+		fill(h, HUGE, 17);
+		a = attach_at(self_permit(XPMEM_RDWR), h, HUGE, NULL, 0);
+		ck_assert(holds(a, HUGE, 17, 0));
+		memset(a + PAGE, 0x72, PAGE);
+		ck_assert(xtest_all_bytes_are(h + PAGE, PAGE, 0x72));
+	}
+	ck_assert_int_eq(xtest_stat("pmds_mapped"), pmds);
+}
+END_TEST
+
+/*
  * Make @n 2 MiB hugetlb pages free; false if the kernel cannot. Returns in
  * *@saved the pool size to restore afterwards (-1: unchanged).
  */
@@ -796,6 +830,11 @@ int main(void)
 		xtest_skip("thp_migration_under_a_pmd", have_thp() ?
 			   "one NUMA node: nowhere to migrate to (the VM needs --numa 2)" : no_thp);
 	/* Without THP the kernel has no PMD insert: hugetlb maps with PTEs. */
+	/* No THP in the kernel at all: PTEs everywhere (THP "never" is not that). */
+	if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
+		hugetlb_ok = reserve_hugetlb(1, &saved_hugetlb);
+		tcase_add_test(tc, without_thp_everything_maps_with_ptes);
+	}
 	if (have_thp() && reserve_hugetlb(2, &saved_hugetlb))
 		tcase_add_test(tc, hugetlb_pages_map_with_pmds);
 	else
