@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "xpmem.h"
 
 #define MAX_REPS 64
@@ -53,21 +54,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "xpmem-exporter: %s: %s\n", what, strerror(errno));
 	exit(2);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 /*

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "xpmem.h"
 
 #define MiB (1024ul * 1024)
@@ -66,21 +67,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "xpmem-touch: %s: %s\n", what, strerror(errno));
 	exit(2);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 static double median(double *v, int n)
