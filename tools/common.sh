@@ -33,7 +33,8 @@ stage_report() {
 	printf '\n%-56s %8s  %s\n' "stage" "seconds" "result"
 	for s in "${STAGES[@]}"; do
 		IFS='|' read -r name secs rc <<<"$s"
-		total=$((total + secs))
+		# Background stages overlapped the others: not in the total.
+		[[ $name == *"(background)" ]] || total=$((total + secs))
 		printf '%-56s %8d  %s\n' "$name" "$secs" "$([ "$rc" -eq 0 ] && echo ok || echo "failed ($rc)")"
 	done
 	printf '%-56s %8d\n' "total" "$total"
@@ -130,8 +131,14 @@ kernel_boot_arg() {
 # build_for_kernel NAME: configure and build everything for kernel NAME in
 # $TOP/_build/NAME (a VPATH build), so several kernels can coexist.
 build_for_kernel() {
-	local dir=$TOP/_build/$1 kdir
+	local dir=$TOP/_build/$1 kdir key
 	kdir=$(kernel_build_dir "$1") || return 1
+	# The kernels' builds share configure's cache (only the kernel directory
+	# differs between them): 12 s instead of 21 s each. It is keyed by
+	# configure itself and the compiler variables (which configure refuses
+	# to see change under a cache).
+	key=$({ cat "$TOP/configure"; echo "${CC:-}|${CFLAGS:-}|${CPPFLAGS:-}|${LDFLAGS:-}"; } |
+		sha256sum | cut -c1-16)
 	mkdir -p "$dir"
 	(
 		cd "$dir" &&
@@ -139,7 +146,9 @@ build_for_kernel() {
 		# new debug kernel lives in a new cache directory).
 		if [ ! -f config.status ] || [ "$TOP/configure" -nt config.status ] ||
 		   [ "$(cat .kernel-dir 2>/dev/null)" != "$kdir" ]; then
-			"$TOP/configure" -q --with-linux="$kdir" && echo "$kdir" >.kernel-dir
+			"$TOP/configure" -q --with-linux="$kdir" \
+				--cache-file="$TOP/_build/config.cache-$key" &&
+				echo "$kdir" >.kernel-dir
 		fi &&
 		make -s -j"$(nproc)"
 	) && build_harness_module "$1" "$kdir"
