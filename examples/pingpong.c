@@ -16,7 +16,10 @@
  *   A copies the echo out of B's buffer into a private receive buffer (the
  *     one copy of the pong) and checks it.
  * The MPI round trip moves the same bytes between the same buffers with
- * MPI_Send/MPI_Recv, MPICH's own intra-node path.
+ * MPI_Send/MPI_Recv, MPICH's own intra-node path. The memcpy "round trip"
+ * is the limit of any single copy: A alone makes the same two copies in its
+ * own memory (its buffer into a scratch buffer, the scratch buffer into its
+ * receive buffer), with no partner, attachment or flag.
  *
  * The signal is a counter in the sender's own exported page, which the
  * receiver polls through the attachment it already has (ex_flag_wait), not a
@@ -37,7 +40,8 @@
  * Reported: latency is half the round trip, taking for each round trip the
  * slowest pair's time and then the median over the round trips; MB/s is
  * bytes per latency; MPI/xpmem is the ratio of the latencies (above 1: the
- * attachment is faster).
+ * attachment is faster), and xpmem/memcpy the ratio of the rates (1: the
+ * attachment copies as fast as a local memcpy).
  *
  * Run:   mpiexec -n 2 examples/pingpong           (default: 8 B to 256 KiB)
  *        mpiexec -n 4 examples/pingpong --max 64M --step 2 --iters 100
@@ -57,7 +61,7 @@
 
 #define STAMP_EVERY 4096	/* bytes between stamps: one per page */
 
-enum method { VIA_XPMEM, VIA_MPI };
+enum method { VIA_XPMEM, VIA_MPI, VIA_MEMCPY };
 
 struct pair {
 	MPI_Comm comm;
@@ -66,6 +70,7 @@ struct pair {
 	struct ex_region own;		/* the message buffer others read from */
 	struct ex_peer peer;		/* the partner's buffer, attached once */
 	uint64_t *recv;			/* A's private receive buffer */
+	uint64_t *scratch;		/* A's stand-in for B's buffer (memcpy) */
 	uint64_t seq;			/* flag value of the last message sent */
 	unsigned long long bad;		/* wrong words seen on this rank */
 };
@@ -137,6 +142,18 @@ static double round_trip(struct pair *p, enum method m, size_t size, uint64_t ke
 	double t0 = 0, t = 0;
 	int count = (int)size;
 
+	if (m == VIA_MEMCPY) {
+		/* A alone, the same two copies in its own memory. */
+		if (!p->initiator)
+			return 0;
+		put_stamps(mine, nwords, key, trip);
+		t0 = MPI_Wtime();
+		memcpy(p->scratch, mine, size);
+		memcpy(p->recv, p->scratch, size);
+		t = MPI_Wtime() - t0;
+		check_stamps(p, p->recv, nwords, key, trip);
+		return t;
+	}
 	p->seq++;
 	if (p->initiator) {
 		/* Outside the timing: producing the message is the application's work. */
@@ -189,14 +206,15 @@ static double run(struct pair *p, enum method m, size_t size, int trips)
 	if (p->initiator) {
 		fill_body(p->own.data, nwords, key);
 		memset(p->recv, 0, size);
-	} else {
+	} else if (m != VIA_MEMCPY) {
 		memset(p->own.data, 0, size);
 	}
 	MPI_Barrier(MPI_COMM_WORLD);
 	round_trip(p, m, size, key, 0);
 	for (int i = 0; i < trips; i++)
 		t[i] = round_trip(p, m, size, key, (uint64_t)i + 1);
-	check_all(p, p->initiator ? p->recv : p->own.data, nwords, key, (uint64_t)trips);
+	if (p->initiator || m != VIA_MEMCPY)
+		check_all(p, p->initiator ? p->recv : p->own.data, nwords, key, (uint64_t)trips);
 	latency = ex_median_of_max(MPI_COMM_WORLD, t, trips) / 2;
 	free(t);
 	return latency;
@@ -253,7 +271,8 @@ int main(int argc, char **argv)
 	p.peer = ex_peer_attach(&all[p.partner], sw.max);
 	if (p.initiator) {
 		p.recv = malloc(sw.max);
-		if (!p.recv)
+		p.scratch = malloc(sw.max);
+		if (!p.recv || !p.scratch)
 			xm_die("malloc");
 	}
 
@@ -261,21 +280,25 @@ int main(int argc, char **argv)
 		printf("pingpong: %d pair(s) at once; latency = half a round trip (median of %zu, slowest pair)\n",
 		       nranks / 2, iters);
 		printf("xpmem: one memcpy from the partner's buffer per message, signalled by a flag in the sender's page\n");
-		printf("%10s %10s %11s %10s %11s %9s\n", "bytes", "xpmem us", "xpmem MB/s",
-		       "MPI us", "MPI MB/s", "MPI/xpmem");
+		printf("memcpy: the same two copies made by one rank in its own memory\n");
+		printf("%10s %10s %11s %10s %11s %11s %9s %12s\n", "bytes", "xpmem us", "xpmem MB/s",
+		       "MPI us", "MPI MB/s", "memcpy MB/s", "MPI/xpmem", "xpmem/memcpy");
 	}
 	for (size_t size = sw.min; size; size = ex_next_size(size, &sw)) {
 		int trips = trips_for(size, iters);
 		double tx = run(&p, VIA_XPMEM, size, trips);
 		double tm = run(&p, VIA_MPI, size, trips);
+		double tc = run(&p, VIA_MEMCPY, size, trips);
 
 		if (p.rank == 0) {
-			printf("%10zu %10.2f %11.1f %10.2f %11.1f %9.2f\n", size, tx * 1e6,
-			       size / tx / 1e6, tm * 1e6, size / tm / 1e6, tm / tx);
+			printf("%10zu %10.2f %11.1f %10.2f %11.1f %11.1f %9.2f %12.2f\n", size,
+			       tx * 1e6, size / tx / 1e6, tm * 1e6, size / tm / 1e6, size / tc / 1e6,
+			       tm / tx, tc / tx);
 			fflush(stdout);
 		}
 	}
 
+	free(p.scratch);
 	free(p.recv);
 	free(all);
 	return ex_finish(&p.own, &p.peer, 1, p.bad);
