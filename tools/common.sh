@@ -135,12 +135,17 @@ build_for_kernel() {
 	kdir=$(kernel_build_dir "$1") || return 1
 	# The kernels' builds share configure's cache (only the kernel directory
 	# differs between them): 12 s instead of 21 s each. It is keyed by
-	# configure itself and the compiler variables (which configure refuses
-	# to see change under a cache).
-	key=$({ cat "$TOP/configure"; echo "${CC:-}|${CFLAGS:-}|${CPPFLAGS:-}|${LDFLAGS:-}"; } |
-		sha256sum | cut -c1-16)
+	# configure itself and the variables configure refuses to see change
+	# under a cache.
+	key=$({ cat "$TOP/configure"
+		echo "${CC:-}|${CFLAGS:-}|${CPPFLAGS:-}|${LDFLAGS:-}|${LIBS:-}|${CPP:-}"
+		echo "${PKG_CONFIG:-}|${PKG_CONFIG_PATH:-}|${PKG_CONFIG_LIBDIR:-}|${CHECK_CFLAGS:-}|${CHECK_LIBS:-}"
+	} | sha256sum | cut -c1-16)
 	mkdir -p "$dir"
 	(
+		# One build of a tree at a time: run-tests builds trees in the
+		# background while check-dkms or xpmem-bench may want the same.
+		exec 8>"$dir/.build-lock" && flock 8 &&
 		cd "$dir" &&
 		# Reconfigure when configure changed or the kernel tree moved (a
 		# new debug kernel lives in a new cache directory).
