@@ -137,9 +137,16 @@ int xpmem_release(xpmem_apid_t apid);
  *
  * Returns the address of the byte at @addr.offset, or (void *)-1 with
  * errno: ENOENT (no such permit in this process, or the segment was
- * removed), EINVAL (size 0, range beyond the segment, unaligned @vaddr),
- * ENFILE (the system's file table is full), ENOMEM (also when
- * vm.max_map_count is reached), or an error of mmap(2).
+ * removed), EINVAL (size 0, offset outside the segment, a range past the
+ * end of a segment made with a size other than XPMEM_MAXADDR_SIZE,
+ * unaligned @vaddr), ENFILE (the system's file table is full), ENOMEM (also
+ * when vm.max_map_count is reached, or for a @size larger than this
+ * process's address space), or an error of mmap(2).
+ *
+ * A segment made with XPMEM_MAXADDR_SIZE ends at its exporter's TASK_SIZE.
+ * A range in it may run past that end (Open MPI's vader rounds its
+ * attachments out to 2 MiB, past TASK_SIZE near the top), and touching
+ * its pages there raises SIGBUS.
  *
  * Loads and stores through the mapping reach what the exporter maps at the
  * same place now, and follow every change the exporter makes. Writing needs

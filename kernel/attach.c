@@ -213,6 +213,21 @@ static unsigned long xpmem_source_addr(struct vm_area_struct *vma, unsigned long
 	return att->seg->start + (vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
 }
 
+/*
+ * How many pages of the segment there are from attacher address @addr of
+ * @vma on; 0 past its end, where an attachment of a whole segment may run
+ * (xpmem_attach_range()). In page offsets, which cannot wrap, rather than
+ * in exporter addresses.
+ */
+static unsigned long xpmem_segment_pages_left(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct xpmem_attachment *att = vma->vm_private_data;
+	unsigned long pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	unsigned long seg_pages = att->seg->size >> PAGE_SHIFT;
+
+	return pgoff < seg_pages ? seg_pages - pgoff : 0;
+}
+
 /* hmm_range_fault(); fault injection makes it see a racing invalidation. */
 static int xpmem_hmm_range_fault(struct hmm_range *range)
 {
@@ -309,7 +324,8 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 static bool xpmem_window_pmd_capable(struct vm_area_struct *vma, unsigned long win)
 {
 	return XPMEM_HAVE_PMD_MAP && IS_ALIGNED(win, PMD_SIZE) && win >= vma->vm_start &&
-	       win + PMD_SIZE <= vma->vm_end && IS_ALIGNED(xpmem_source_addr(vma, win), PMD_SIZE);
+	       win + PMD_SIZE <= vma->vm_end && IS_ALIGNED(xpmem_source_addr(vma, win), PMD_SIZE) &&
+	       xpmem_segment_pages_left(vma, win) >= PTRS_PER_PMD;
 }
 
 /*
@@ -879,8 +895,9 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	struct xpmem_attachment *att = vma->vm_private_data;
 	struct xpmem_segment *seg = att->seg;
 	unsigned long addr = vmf->address & PAGE_MASK;
+	unsigned long left = xpmem_segment_pages_left(vma, addr);
 	bool fault_in = false, src_dropped = false;
-	unsigned long start, end;
+	unsigned long start, end, src_addr;
 	struct mm_struct *src;
 	unsigned long *pfns;
 	bool pmd_win = false;
@@ -888,8 +905,13 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	int locked;
 
 	xpmem_stat_inc(XPMEM_STAT_FAULTS);
-	if (READ_ONCE(seg->dead))
+	/*
+	 * Past the end of a whole segment, outside its interval notifier:
+	 * never mapped (see xpmem_attach_range()).
+	 */
+	if (READ_ONCE(seg->dead) || !left)
 		goto sigbus;
+	src_addr = xpmem_source_addr(vma, addr);
 
 	if (mode == XPMEM_FAULT_UPGRADE) {
 		start = addr;
@@ -897,6 +919,8 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 	} else {
 		start = max(vma->vm_start, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW));
 		end = min(vma->vm_end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
+		if ((end - addr) >> PAGE_SHIFT > left)
+			end = addr + (left << PAGE_SHIFT);
 		pmd_win = xpmem_window_pmd_capable(vma, start);
 	}
 
@@ -922,8 +946,8 @@ static vm_fault_t xpmem_fault_common(struct vm_fault *vmf, enum xpmem_fault_mode
 		kvfree(pfns);
 		goto sigbus;
 	}
-	locked = xpmem_lock_source(vmf, src, mode != XPMEM_FAULT_UPGRADE,
-				   xpmem_source_addr(vma, addr), mode == XPMEM_FAULT_WRITE);
+	locked = xpmem_lock_source(vmf, src, mode != XPMEM_FAULT_UPGRADE, src_addr,
+				   mode == XPMEM_FAULT_WRITE);
 	if (locked < 0) {
 		/* Our lock may be gone: no VMA, attachment or segment now. */
 		ret = -locked;
@@ -1208,21 +1232,41 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 	return 0;
 }
 
-/* Check an attach request and work out the pages it covers. */
-static int xpmem_attach_range(const struct xpmem_ioc_attach *arg, u64 seg_size,
-			      u64 *pg_offset, u64 *len)
+/*
+ * Check an attach request and work out the pages it covers.
+ *
+ * The range starts inside the segment. It ends inside it too, except in a
+ * whole segment (XPMEM_MAXADDR_SIZE, cut at the exporter's TASK_SIZE):
+ * there it may run on, as far as this process could map. Open MPI's vader
+ * needs that. It rounds its attachments out to 2 MiB and clamps them only
+ * to the highest mapping in /proc/self/maps, meant to be TASK_SIZE, but on
+ * x86_64 that is [vsyscall]; and TASK_SIZE is not 2 MiB-aligned there. So
+ * a buffer in the top 2 MiB (the stack's, in about one process of 8000)
+ * asks for a range past TASK_SIZE, which HPE's XPMEM refuses as we did,
+ * and vader's receive path then uses a pointer it never got. Nothing maps
+ * the pages past the end: touching them raises SIGBUS
+ * (xpmem_fault_common()).
+ */
+static int xpmem_attach_range(const struct xpmem_ioc_attach *arg,
+			      const struct xpmem_segment *seg, u64 *pg_offset, u64 *len)
 {
 	u64 in_page = arg->offset & ~PAGE_MASK;
 
 	if (arg->flags & ~XPMEM_ATTACH_FLAGS || arg->__pad ||
 	    !xpmem_reserved_zero(arg->reserved))
 		return -EINVAL;
-	if (!arg->size || arg->vaddr & ~PAGE_MASK)
+	if (!arg->size || arg->vaddr & ~PAGE_MASK || arg->offset >= seg->size)
 		return -EINVAL;
-	if (arg->offset >= seg_size || arg->size > seg_size - arg->offset)
+	if (!seg->whole && arg->size > seg->size - arg->offset)
 		return -EINVAL;
+	/* mmap(2)'s answer to a length it could never map. */
+	if (arg->size > TASK_SIZE)
+		return -ENOMEM;
 	*pg_offset = arg->offset - in_page;
 	*len = PAGE_ALIGN(in_page + arg->size);
+	/* Nor may an exporter address past the end wrap (32-bit). */
+	if (*len - 1 > ULONG_MAX - seg->start - *pg_offset)
+		return -EINVAL;
 	return 0;
 }
 
@@ -1254,7 +1298,7 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 	if (!seg)
 		return -ENOENT;
 
-	ret = xpmem_attach_range(arg, seg->size, &pg_offset, &len);
+	ret = xpmem_attach_range(arg, seg, &pg_offset, &len);
 	if (!ret && READ_ONCE(seg->dead))
 		ret = -ENOENT;
 	if (ret) {
@@ -1303,7 +1347,8 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 		goto out_put;
 	}
 	if (arg->flags & XPMEM_ATTACH_POPULATE) {
-		ret = xpmem_populate(att, addr, addr + len);
+		/* Not past the segment's end: nothing is there. */
+		ret = xpmem_populate(att, addr, addr + min(len, seg->size - pg_offset));
 		if (ret) {
 			/* Fail whole: the caller never learns the address. */
 			xpmem_unmap_matching(xf, att, 0, 0);

@@ -147,6 +147,7 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	kref_init(&seg->ref);
 	seg->start = arg->vaddr;
 	seg->size = size;
+	seg->whole = arg->size == XPMEM_MAXADDR_SIZE_U64;
 	seg->uid = current_euid();
 	seg->gid = current_egid();
 	seg->mode = arg->permit_value;

@@ -95,6 +95,11 @@ struct xpmem_segment {
 	struct list_head owner_node;	/* in owner->segments */
 	unsigned long start;
 	unsigned long size;
+	/*
+	 * Made with XPMEM_MAXADDR_SIZE: @size stops at the exporter's
+	 * TASK_SIZE, but an attachment may run past it (xpmem_attach_range()).
+	 */
+	bool whole;
 	struct mm_struct *mm;		/* the exporter's; mmgrab()ed */
 	/* Follows the exporter's page tables over [start, start + size). */
 	struct mmu_interval_notifier notifier;

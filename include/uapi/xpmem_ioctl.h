@@ -233,6 +233,11 @@ struct xpmem_ioc_release {
  *                  It need not be page-aligned.
  * @size:     (in)  bytes wanted, non-zero. The mapping covers whole pages:
  *                  from @offset rounded down to [@offset + @size) rounded up.
+ *                  In a segment made with XPMEM_MAXADDR_SIZE_U64 (which
+ *                  ends at its creator's task_size) the range may run past
+ *                  the segment's end, as Open MPI's vader asks for it near
+ *                  the top of the address space; the pages past the end
+ *                  raise SIGBUS when touched.
  * @vaddr:    (in)  0 to let the kernel choose, or a page-aligned address
  *                  for a fixed mapping (which replaces what was there, as
  *                  MAP_FIXED does). The kernel's choice is congruent to
@@ -262,9 +267,12 @@ struct xpmem_ioc_release {
  * after the kernel has unmapped the range.
  *
  * Errors: ENOENT (no such permit on this descriptor, or its segment was
- * removed, also while XPMEM_ATTACH_POPULATE ran), EINVAL (size 0, range
- * beyond the segment or overflowing, unaligned @vaddr, unknown flags,
- * reserved non-zero), ENOMEM (also at vm.max_map_count), ENFILE (the
+ * removed, also while XPMEM_ATTACH_POPULATE ran), EINVAL (size 0, @offset
+ * outside the segment, a range past the end of a segment made with an
+ * explicit size, or one whose exporter addresses would overflow, unaligned
+ * @vaddr, unknown flags, reserved non-zero),
+ * ENOMEM (also at vm.max_map_count, and for a @size larger than the
+ * caller's task_size), ENFILE (the
  * system's file table is full: each attachment is a file), EINTR (a fatal
  * signal during XPMEM_ATTACH_POPULATE), and the errors of mmap(2),
  * XPMEM_ERRNO_NOPROC. When XPMEM_ATTACH_POPULATE fails, the mapping is

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <linux/mempolicy.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 
 #include "xpmem.h"
 #include "xtest.h"
+#include "exporter32.h"
 
 #define PAGE 4096UL
 #define LEN (64 * PAGE)
@@ -626,6 +628,181 @@ START_TEST(populate_skips_holes)
 END_TEST
 
 /*
+ * Map one page of ours as high as it goes: the highest free page in the
+ * 2 MiB-aligned block that holds @task_size's last page (the stack or the
+ * vDSO may sit in the top pages themselves).
+ */
+static unsigned char *map_top_page(unsigned long task_size)
+{
+	unsigned long block = (task_size - 1) & ~((2UL << 20) - 1);
+
+	for (unsigned long at = task_size - PAGE; at >= block; at -= PAGE) {
+		void *p = mmap((void *)at, PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+		if (p != MAP_FAILED)
+			return p;
+		ck_assert_msg(errno == EEXIST, "mmap at %#lx: %s", at, strerror(errno));
+	}
+	ck_abort_msg("no free page in [%#lx, %#lx)", block, task_size);
+	return NULL;
+}
+
+/*
+ * Open MPI 4.1's vader rounds an attachment out to 2 MiB on both sides
+ * (the end plus one byte) and clamps it only to the highest address in
+ * /proc/self/maps, which on x86_64 is [vsyscall]: for a buffer in the top
+ * 2 MiB below TASK_SIZE (its stack, in about one process of 8000) it asks
+ * a whole segment for a range past TASK_SIZE. HPE's XPMEM refuses it, as
+ * we did, and vader's receive path then uses a pointer it never got. We
+ * map it; only the pages past the segment's end raise SIGBUS.
+ */
+struct over_the_top {
+	unsigned long task_size;
+	unsigned char *top;		/* our page, in the top 2 MiB */
+	struct xpmem_addr addr;		/* of vader's range for it */
+	uintptr_t base, bound;
+	volatile unsigned char *a;	/* attached at base */
+};
+
+static void attach_over_the_top(struct over_the_top *t)
+{
+	const uintptr_t align = 2UL << 20;
+	struct xpmem_ioc_info info = { 0 };
+	xpmem_segid_t segid;
+
+	ck_assert_int_eq(xpmem_ext_get_info(&info), 0);
+	t->task_size = info.task_size;
+	t->top = map_top_page(t->task_size);
+	memset(t->top, 0x6b, PAGE);
+	segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert(segid > 0);
+	t->addr.apid = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert(t->addr.apid > 0);
+	t->base = (uintptr_t)t->top & ~(align - 1);
+	t->bound = (((uintptr_t)t->top + PAGE - 1 + align - 1) & ~(align - 1)) + 1;
+	ck_assert(t->bound > t->task_size);
+	t->addr.offset = t->base;
+	t->a = xpmem_attach(t->addr, t->bound - t->base, NULL);
+	ck_assert_msg(t->a != (void *)-1, "attach [%#lx, %#lx): %s", (unsigned long)t->base,
+		      (unsigned long)t->bound, strerror(errno));
+}
+
+/*
+ * The exporter's pages read and write through such a range, also
+ * populated, and a segment made with a size keeps refusing a range past
+ * its end.
+ */
+START_TEST(attach_may_run_past_a_whole_segments_end)
+{
+	struct over_the_top t;
+	volatile unsigned char *at;
+	xpmem_segid_t sized;
+	unsigned char *p;
+
+	attach_over_the_top(&t);
+	at = t.a + ((uintptr_t)t.top - t.base);
+	ck_assert(xtest_all_bytes_are(at, PAGE, 0x6b));
+	at[5] = 0x11;
+	ck_assert_uint_eq(t.top[5], 0x11);
+
+	p = xpmem_ext_attach(t.addr, t.bound - t.base, NULL, XPMEM_ATTACH_POPULATE);
+	ck_assert_msg(p != (void *)-1, "populate: %s", strerror(errno));
+	ck_assert_uint_eq(p[(uintptr_t)t.top - t.base + 5], 0x11);
+	ck_assert_int_eq(xpmem_detach(p), 0);
+
+	/* As far as this process could map, no further: mmap(2)'s ENOMEM. */
+	errno = 0;
+	ck_assert(xpmem_attach(t.addr, t.task_size + PAGE, NULL) == (void *)-1);
+	ck_assert_int_eq(errno, ENOMEM);
+
+	sized = xpmem_make(t.top, PAGE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert(sized > 0);
+	t.addr.apid = xpmem_get(sized, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert(t.addr.apid > 0);
+	t.addr.offset = 0;
+	errno = 0;
+	ck_assert(xpmem_attach(t.addr, PAGE + 1, NULL) == (void *)-1);
+	ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+START_TEST(past_a_whole_segments_end_is_sigbus)
+{
+	struct over_the_top t;
+
+	attach_over_the_top(&t);
+	(void)t.a[t.task_size - t.base];	/* dies here */
+}
+END_TEST
+
+static sigjmp_buf sigbus_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(sigbus_jmp, 1);
+}
+
+/*
+ * An i386 exporter with the ADDR_LIMIT_3GB personality (tests/kernel/
+ * exporter32.c, through the compat ioctl path) makes a whole segment,
+ * which ends at 3 GiB; its stack stays above. A range that runs past the
+ * end reaches that stack's addresses, but they are outside the segment
+ * and its interval notifier: a page mapped from there would stay mapped
+ * after the exporter freed it. So it raises SIGBUS, as every page past the
+ * end does.
+ */
+START_TEST(past_a_compat_segments_end_is_not_mapped)
+{
+	struct sigaction bus = { .sa_handler = on_sigbus };
+	struct exporter32_report r = { 0 };
+	struct xpmem_addr addr;
+	volatile unsigned char *a;
+	int to[2], from[2], status;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(to), 0);
+	ck_assert_int_eq(pipe(from), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Only its ends: the exporter waits for EOF on stdin. */
+		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
+			_exit(126);
+		close(to[0]);
+		close(to[1]);
+		close(from[0]);
+		close(from[1]);
+		execl(EXPORTER32, EXPORTER32, (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	ck_assert_msg(read(from[0], &r, sizeof(r)) == sizeof(r),
+		      "%s did not report: can this kernel run i386 programs?", EXPORTER32);
+	ck_assert_msg(r.segid > 0, "exporter32: %s", strerror((int)-r.segid));
+	ck_assert_uint_gt(r.marked, EXPORTER32_TASK_SIZE);
+
+	addr.apid = xpmem_get(r.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert(addr.apid > 0);
+	addr.offset = EXPORTER32_TASK_SIZE - PAGE;
+	a = xpmem_attach(addr, r.marked + PAGE - addr.offset, NULL);
+	ck_assert_msg(a != (void *)-1, "attach: %s", strerror(errno));
+	ck_assert_int_eq(sigaction(SIGBUS, &bus, NULL), 0);
+	if (!sigsetjmp(sigbus_jmp, 1)) {
+		unsigned char v = a[r.marked - addr.offset];
+
+		ck_abort_msg("read %#x from the exporter's stack at %#x, past its segment's end",
+			     v, r.marked);
+	}
+	close(to[1]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/*
  * A fault brings in the one page that faulted, in the exporter: the pages
  * around it that the exporter never touched stay unallocated. (The fault
  * maps a whole window, but only of pages that already exist.)
@@ -1190,6 +1367,9 @@ int main(void)
 	tcase_add_test(tc, populate_maps_everything_at_attach);
 	tcase_add_test(tc, fault_allocates_only_the_faulting_page);
 	tcase_add_test_raise_signal(tc, populate_skips_holes, SIGBUS);
+	tcase_add_test(tc, attach_may_run_past_a_whole_segments_end);
+	tcase_add_test_raise_signal(tc, past_a_whole_segments_end_is_sigbus, SIGBUS);
+	tcase_add_test(tc, past_a_compat_segments_end_is_not_mapped);
 	tcase_add_test(tc, attach_rejects_unknown_flags);
 	if (geteuid() == 0)
 		tcase_add_test(tc, attach_at_vm_max_map_count_is_enomem);
