@@ -138,10 +138,11 @@ int xpmem_release(xpmem_apid_t apid);
  * Returns the address of the byte at @addr.offset, or (void *)-1 with
  * errno: ENOENT (no such permit in this process, or the segment was
  * removed), EINVAL (size 0, offset outside the segment, a range past the
- * end of a segment made with a size other than XPMEM_MAXADDR_SIZE,
- * unaligned @vaddr), ENFILE (the system's file table is full), ENOMEM (also
- * when vm.max_map_count is reached, or for a @size larger than this
- * process's address space), or an error of mmap(2).
+ * end of a segment made with a size other than XPMEM_MAXADDR_SIZE, or one
+ * whose exporter addresses would overflow, unaligned @vaddr), ENFILE (the
+ * system's file table is full), ENOMEM (also when vm.max_map_count is
+ * reached, or for a @size larger than this process's address space in a
+ * segment made with XPMEM_MAXADDR_SIZE), or an error of mmap(2).
  *
  * A segment made with XPMEM_MAXADDR_SIZE ends at its exporter's TASK_SIZE.
  * A range in it may run past that end (Open MPI's vader rounds its

@@ -65,8 +65,9 @@
 				 XPMEM_FEATURE_ATTACH_POPULATE)
 
 /*
- * xpmem_ioc_attach.flags: map every page of the attachment before
- * returning (faulting in the exporter's pages that are not present),
+ * xpmem_ioc_attach.flags: map every page of the attachment (up to its
+ * segment's end) before returning (faulting in the exporter's pages that
+ * are not present),
  * read-only, so that the first reads cost no faults; the first write to a
  * page still does. Holes are skipped, not an error.
  */
@@ -272,7 +273,7 @@ struct xpmem_ioc_release {
  * explicit size, or one whose exporter addresses would overflow, unaligned
  * @vaddr, unknown flags, reserved non-zero),
  * ENOMEM (also at vm.max_map_count, and for a @size larger than the
- * caller's task_size), ENFILE (the
+ * caller's task_size in a whole segment), ENFILE (the
  * system's file table is full: each attachment is a file), EINTR (a fatal
  * signal during XPMEM_ATTACH_POPULATE), and the errors of mmap(2),
  * XPMEM_ERRNO_NOPROC. When XPMEM_ATTACH_POPULATE fails, the mapping is

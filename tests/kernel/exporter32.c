@@ -79,7 +79,7 @@ static void run(void)
 		;
 }
 
-/* The kernel enters with the stack aligned to 4 bytes only. */
+/* Entered with no return address on the stack: realign it for gcc. */
 __attribute__((force_align_arg_pointer, noreturn)) void _start(void);
 __attribute__((force_align_arg_pointer, noreturn)) void _start(void)
 {
