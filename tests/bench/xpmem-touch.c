@@ -262,6 +262,8 @@ int main(int argc, char **argv)
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
+		close(to_parent[0]);
+		close(to_child[1]);
 		t.thp = (uintptr_t)exporter_buffer(size, true, 1);
 		t.small = (uintptr_t)exporter_buffer(size, false, 2);
 		t.segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
@@ -272,8 +274,13 @@ int main(int argc, char **argv)
 		(void)read(to_child[0], &c, 1);	/* until the parent is done */
 		_exit(0);
 	}
-	if (read(to_parent[0], &t, sizeof(t)) != sizeof(t))
-		die("read");
+	/* Only our ends: a child that dies is EOF here, not a hang. */
+	close(to_parent[1]);
+	close(to_child[0]);
+	if (read(to_parent[0], &t, sizeof(t)) != sizeof(t)) {
+		fprintf(stderr, "xpmem-touch: the exporter ended without a segment\n");
+		return 2;
+	}
 	dst = exporter_buffer(size, true, 0);
 
 	for (int w = 0; w < NR_WAYS; w++)
