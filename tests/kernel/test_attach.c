@@ -738,6 +738,25 @@ START_TEST(past_a_whole_segments_end_is_sigbus)
 END_TEST
 
 #ifdef EXPORTER32
+/*
+ * Start tests/kernel/exporter32 with @in as its stdin and @out as its
+ * stdout; it exits at EOF on stdin. The caller opens its descriptors
+ * O_CLOEXEC, so that the exporter holds no other end of its pipes.
+ * Returns its pid; it exits 127 if the kernel cannot run it.
+ */
+static pid_t start_exporter32(int in, int out)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
+			_exit(126);
+		execl(EXPORTER32, EXPORTER32, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 static sigjmp_buf sigbus_jmp;
 
 static void on_sigbus(int sig)
@@ -764,21 +783,10 @@ START_TEST(past_a_compat_segments_end_is_not_mapped)
 	int to[2], from[2], status;
 	pid_t pid;
 
-	ck_assert_int_eq(pipe(to), 0);
-	ck_assert_int_eq(pipe(from), 0);
-	pid = fork();
+	ck_assert_int_eq(pipe2(to, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(from, O_CLOEXEC), 0);
+	pid = start_exporter32(to[0], from[1]);
 	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		/* Only its ends: the exporter waits for EOF on stdin. */
-		if (dup2(to[0], 0) < 0 || dup2(from[1], 1) < 0)
-			_exit(126);
-		close(to[0]);
-		close(to[1]);
-		close(from[0]);
-		close(from[1]);
-		execl(EXPORTER32, EXPORTER32, (char *)NULL);
-		_exit(127);
-	}
 	close(to[0]);
 	close(from[1]);
 	ck_assert_msg(read(from[0], &r, sizeof(r)) == sizeof(r),
@@ -811,17 +819,13 @@ END_TEST
  */
 static int kernel_runs_i386(void)
 {
-	int status, null = open("/dev/null", O_RDWR);
-	pid_t pid = fork();
+	int status, null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid;
 
-	if (pid == 0) {
-		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
-			_exit(126);
-		execl(EXPORTER32, EXPORTER32, (char *)NULL);
-		_exit(127);
-	}
-	if (null >= 0)
-		close(null);
+	if (null < 0)
+		return 0;
+	pid = start_exporter32(null, null);
+	close(null);
 	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
 	       WEXITSTATUS(status) == 0;
 }
