@@ -29,11 +29,12 @@
  *    mappings (another attachment among them), nothing the exporter's VMA
  *    does not allow (xpmem_vma_mirrorable()). hmm_range_fault() refuses
  *    some of these itself; it does not refuse memfd_secret.
- *  - A page is mapped writable only by a write fault, and only once the
- *    exporter's PTE is writable and its page dirty, as the exporter's own
- *    store would leave them: a write fault in the exporter's mm has made
- *    them so, or (a PTE already writable, as shmem's) the folio is marked
- *    dirty when we map it.
+ *  - A page is mapped writable only by a write fault in its window, and
+ *    only once the exporter's PTE is writable and its page dirty, as the
+ *    exporter's own store would leave them: a write fault in the
+ *    exporter's mm has made them so, or (a PTE already writable: shmem's,
+ *    or the faulting page's neighbours) the folio is marked dirty when we
+ *    map it.
  *    The store then lands in a page that reclaim and writeback know to
  *    keep: our PTE is a PFN mapping, its dirty bit is seen by nobody, and a
  *    zap throws it away. Whatever cleans the page again (writeback's
@@ -238,8 +239,12 @@ static int xpmem_hmm_range_fault(struct hmm_range *range)
 
 /*
  * Insert the window's PFNs. Called under seg->lock with a fresh sequence;
- * page tables are already allocated. Only the faulting page of a write
- * fault is mapped writable.
+ * page tables are already allocated. A read maps the window read-only. A
+ * write maps writable every page of it that the exporter could store to
+ * without a fault (its PTE writable), as a PMD window maps its whole 2 MiB
+ * writable, and dirties those pages: a consumer that writes a fresh
+ * attachment (libfabric's RMA write) then takes one fault per window, not
+ * a ->pfn_mkwrite per page.
  */
 static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long start,
 				      const unsigned long *pfns, unsigned long npages,
@@ -267,14 +272,15 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 		 * The faulting page of a write was faulted in for writing,
 		 * which dirties the exporter's PTE - unless another fault had
 		 * just mapped it (finish_fault() then skips the dirtying), or
-		 * it lies in a userfaultfd range that we do not fault. So
-		 * dirty the folio too, as get_user_pages() does for FOLL_WRITE:
-		 * without its lock, because the exporter still maps it (an
+		 * it lies in a userfaultfd range that we do not fault. The
+		 * others were only found writable, which a clean page can be
+		 * (after MADV_FREE, or swapped in). So dirty each folio we map
+		 * writable, as get_user_pages() does for FOLL_WRITE: without
+		 * its lock, because the exporter still maps it (an
 		 * invalidation would wait for seg->lock, which we hold), so it
 		 * cannot be truncated or freed under us.
 		 */
-		writable = write && i == fault_idx && (hpfn & HMM_PFN_WRITE) &&
-			   (vma->vm_flags & VM_WRITE);
+		writable = write && (hpfn & HMM_PFN_WRITE) && (vma->vm_flags & VM_WRITE);
 		if (writable)
 			xpmem_page_mark_dirty(page);
 		r = vmf_insert_pfn_prot(vma, start + i * PAGE_SIZE, page_to_pfn(page),

@@ -546,6 +546,53 @@ START_TEST(faults_are_batched)
 END_TEST
 
 /*
+ * A write fault maps writable every page of its window that the exporter
+ * can write (and has dirtied), so writing a fresh attachment costs one
+ * fault per window and no ->pfn_mkwrite upgrade: libfabric's RMA write
+ * attaches, writes and detaches for every operation, and paid an upgrade
+ * per 4 KiB page. The buffer ends at a 2 MiB boundary (one window), and
+ * NUMA balancing may spoil a try, as in faults_are_batched.
+ */
+START_TEST(writes_are_batched)
+{
+	const size_t window = 2UL << 20;
+	long faults = 0, upgrades = 0;
+	unsigned char *area, *at;
+	int clean = 0;
+	struct peer p;
+
+	area = mmap(NULL, 3 * window, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(area != MAP_FAILED);
+	at = (unsigned char *)(((uintptr_t)area / window + 2) * window) - LEN;
+	peer_start(&p, 0x21, 0600);
+	for (int attempt = 0; attempt < 10 && !clean; attempt++) {
+		unsigned char *a;
+		long f0, u0;
+
+		/* Written by the exporter: its PTEs are writable and dirty. */
+		ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x22), 0);
+		a = peer_attach_at(&p, XPMEM_RDWR, at, NULL);
+		ck_assert_ptr_eq(a, at);
+		f0 = xtest_stat("faults");
+		u0 = xtest_stat("write_upgrades");
+		ck_assert_msg(f0 >= 0 && u0 >= 0, "debugfs stats not readable");
+		memset(a, 0x23, LEN);
+		faults = xtest_stat("faults") - f0;
+		upgrades = xtest_stat("write_upgrades") - u0;
+		ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x23), 1);
+		clean = faults == 1 && upgrades == 0;
+		ck_assert_int_eq(xpmem_detach(a), 0);
+		ck_assert(mmap(at, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			       MAP_FIXED_NOREPLACE, -1, 0) == at);
+	}
+	ck_assert_msg(clean, "last try: writing %ld pages took %ld fault(s) and %ld upgrade(s)",
+		      (long)(LEN / PAGE), faults, upgrades);
+	peer_stop(&p);
+	ck_assert_int_eq(munmap(area, 3 * window), 0);
+}
+END_TEST
+
+/*
  * XPMEM_ATTACH_POPULATE maps everything up front, read-only: reading the
  * buffer afterwards costs no fault, and writing it one upgrade per page
  * (a page is writable only once a write has dirtied it). As in
@@ -1393,6 +1440,7 @@ int main(void)
 	tcase_add_test(tc, many_attachers_share_one_exporter);
 	tcase_add_test(tc, one_attacher_reads_many_exporters);
 	tcase_add_loop_test(tc, faults_are_batched, 0, 2);
+	tcase_add_test(tc, writes_are_batched);
 	tcase_add_test(tc, populate_maps_everything_at_attach);
 	tcase_add_test(tc, fault_allocates_only_the_faulting_page);
 	tcase_add_test_raise_signal(tc, populate_skips_holes, SIGBUS);
