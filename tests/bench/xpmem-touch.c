@@ -34,9 +34,11 @@
  * detach: an anonymous range of --size read through the huge zero page
  * (one PMD per 2 MiB and no page to free), copied out like the warm copy
  * above, then munmap()ed. Its minor faults per 2 MiB show whether the
- * kernel really used PMDs (1) or not (512: THP or its zero page is off).
- * Under TCG both unmaps are dominated by the TLB flush, which QEMU turns
- * into a flush of its whole software TLB (docs/performance.md).
+ * kernel used PMDs (1) or not (512: THP is off); with
+ * transparent_hugepage/use_zero_page at 0 they are real huge pages, which
+ * the unmap also frees, and the line says so. Under TCG both unmaps are
+ * often dominated by the TLB flush, which QEMU turns into a flush of its
+ * whole software TLB (docs/performance.md).
  *
  * Usage: xpmem-touch [--size SIZE] [--reps N]   (SIZE: bytes, K/M/G suffix)
  */
@@ -240,6 +242,20 @@ static long minor_faults(void)
 	return ru.ru_minflt;
 }
 
+/* transparent_hugepage/use_zero_page reads 0 (unreadable counts as on). */
+static bool huge_zero_page_off(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/use_zero_page", "r");
+	int on = 1;
+
+	if (f) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = 1;
+		fclose(f);
+	}
+	return !on;
+}
+
 /* The kernel's unmap of --size bytes of huge zero page PMDs (see the top). */
 static void measure_floor(uint64_t *dst, double *unmap_us, double *faults_per_2m)
 {
@@ -255,7 +271,8 @@ static void measure_floor(uint64_t *dst, double *unmap_us, double *faults_per_2m
 		if (p == MAP_FAILED)
 			die("mmap");
 		a = (uint64_t *)(((uintptr_t)p + HUGE - 1) & ~(HUGE - 1));
-		if (madvise(a, size, MADV_HUGEPAGE))
+		/* All of it: one VMA, as an attachment is. */
+		if (madvise(p, size + HUGE, MADV_HUGEPAGE))
 			die("madvise");
 		f0 = minor_faults();
 		for (size_t i = 0; i < size / 8; i += PAGE / 8)
@@ -361,9 +378,10 @@ int main(int argc, char **argv)
 	       res[SMALL_PTE].detach_us / res[SMALL_PTE].attach_us);
 	printf("ratio detach of a faulted attachment over an untouched one (thp/pmd): %.2f\n",
 	       res[THP_PMD].detach_us / res[THP_PMD].detach0_us);
-	printf("floor: munmap of %zu MiB of huge zero page PMDs, copied out: %.1f us, minor faults per 2 MiB %.2f%s\n",
+	printf("floor: munmap of %zu MiB of huge zero page PMDs, copied out: %.1f us, minor faults per 2 MiB %.2f%s%s\n",
 	       size / MiB, floor_us, floor_faults,
-	       floor_faults > 1.5 ? " (not PMDs: THP or its zero page is off)" : "");
+	       floor_faults > 1.5 ? " (not PMDs: THP is off)" : "",
+	       huge_zero_page_off() ? " (use_zero_page is 0: real huge pages, freed too)" : "");
 	printf("ratio detach of a faulted attachment over the kernel's unmap of as many PMDs (thp/pmd): %.2f\n",
 	       res[THP_PMD].detach_us / floor_us);
 	if (failures)
