@@ -118,7 +118,7 @@
 /* What a fault maps. */
 enum xpmem_fault_mode {
 	XPMEM_FAULT_READ,	/* the window, read-only */
-	XPMEM_FAULT_WRITE,	/* the faulting page writable, the rest read-only */
+	XPMEM_FAULT_WRITE,	/* the window, writable where the exporter's PTE is */
 	XPMEM_FAULT_UPGRADE,	/* the faulting page alone, writable (pfn_mkwrite) */
 	XPMEM_FAULT_POPULATE,	/* the window, faulted in whole, read-only */
 };
@@ -240,11 +240,10 @@ static int xpmem_hmm_range_fault(struct hmm_range *range)
 /*
  * Insert the window's PFNs. Called under seg->lock with a fresh sequence;
  * page tables are already allocated. A read maps the window read-only. A
- * write maps writable every page of it that the exporter could store to
- * without a fault (its PTE writable), as a PMD window maps its whole 2 MiB
- * writable, and dirties those pages: a consumer that writes a fresh
- * attachment (libfabric's RMA write) then takes one fault per window, not
- * a ->pfn_mkwrite per page.
+ * write maps writable every page of it whose exporter PTE is writable, as
+ * a PMD window maps its whole 2 MiB writable, and dirties those pages: a
+ * consumer that writes a fresh attachment (libfabric's RMA write) then
+ * takes one fault per window, not a ->pfn_mkwrite per page.
  */
 static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long start,
 				      const unsigned long *pfns, unsigned long npages,
@@ -257,6 +256,7 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 	pgprot_t prot_rw = vm_get_page_prot(vma->vm_flags);
 	pgprot_t prot_ro = vm_get_page_prot(vma->vm_flags & ~VM_WRITE);
 	unsigned long i, mapped = 0;
+	struct page *dirtied = NULL;
 	vm_fault_t ret = VM_FAULT_NOPAGE;
 
 	for (i = 0; i < npages; i++) {
@@ -274,15 +274,17 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
 		 * just mapped it (finish_fault() then skips the dirtying), or
 		 * it lies in a userfaultfd range that we do not fault. The
 		 * others were only found writable, which a clean page can be
-		 * (after MADV_FREE, or swapped in). So dirty each folio we map
-		 * writable, as get_user_pages() does for FOLL_WRITE: without
-		 * its lock, because the exporter still maps it (an
-		 * invalidation would wait for seg->lock, which we hold), so it
-		 * cannot be truncated or freed under us.
+		 * (after MADV_FREE, swapped in, or a shmem page read). So dirty
+		 * each folio we map writable, once, as get_user_pages() does
+		 * for FOLL_WRITE: without its lock, because the exporter still
+		 * maps it (an invalidation would wait for seg->lock, which we
+		 * hold), so it cannot be truncated or freed under us.
 		 */
 		writable = write && (hpfn & HMM_PFN_WRITE) && (vma->vm_flags & VM_WRITE);
-		if (writable)
+		if (writable && compound_head(page) != dirtied) {
 			xpmem_page_mark_dirty(page);
+			dirtied = compound_head(page);
+		}
 		r = vmf_insert_pfn_prot(vma, start + i * PAGE_SIZE, page_to_pfn(page),
 					writable ? prot_rw : prot_ro);
 		if (r & VM_FAULT_ERROR) {

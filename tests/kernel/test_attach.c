@@ -546,11 +546,11 @@ START_TEST(faults_are_batched)
 END_TEST
 
 /*
- * A write fault maps writable every page of its window that the exporter
- * can write (and has dirtied), so writing a fresh attachment costs one
- * fault per window and no ->pfn_mkwrite upgrade: libfabric's RMA write
- * attaches, writes and detaches for every operation, and paid an upgrade
- * per 4 KiB page. The buffer ends at a 2 MiB boundary (one window), and
+ * A write fault maps writable every page of its window whose exporter PTE
+ * is writable (here: written by the exporter), so writing a fresh
+ * attachment costs one fault per window and no ->pfn_mkwrite upgrade:
+ * libfabric's RMA write keeps re-attaching, and paid an upgrade per 4 KiB
+ * page. The buffer ends at a 2 MiB boundary (one window), and
  * NUMA balancing may spoil a try, as in faults_are_batched.
  */
 START_TEST(writes_are_batched)

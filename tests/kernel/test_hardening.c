@@ -368,6 +368,36 @@ START_TEST(write_after_madv_free_survives_pageout)
 }
 END_TEST
 
+/*
+ * A write fault maps its window's neighbours writable and dirties them.
+ * A shmem page the exporter has only read is writable and clean: a store
+ * through the attachment that reached it without a fault of its own must
+ * survive reclaim. No upgrade may be counted, or the neighbours were not
+ * mapped writable and this tests nothing.
+ */
+START_TEST(write_first_to_read_shmem_survives_pageout)
+{
+	const size_t len = 16 * PAGE;
+	int fd = memfd_create("xpmem-test", 0);
+	unsigned char *buf, *a;
+	long upgrades;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, len), 0);
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert(buf != MAP_FAILED);
+	ck_assert(xtest_all_bytes_are(buf, len, 0));	/* the exporter reads */
+	a = attach_self(buf, len);
+	upgrades = xtest_stat("write_upgrades");
+	memset(a, 'D', len);
+	ck_assert_int_eq(xtest_stat("write_upgrades"), upgrades);
+	ck_assert_int_eq(madvise(buf, len, MADV_PAGEOUT), 0);
+	ck_assert_msg(xtest_all_bytes_are(buf, len, 'D'),
+		      "the exporter reads %#x: a write through the attachment was lost", buf[0]);
+	close(fd);
+}
+END_TEST
+
 START_TEST(write_after_read_of_shmem_survives_pageout)
 {
 	const size_t len = 16 * PAGE;
@@ -995,6 +1025,7 @@ int main(void)
 	tcase_add_test(tc, remap_file_pages_on_an_attachment_is_refused);
 	tc = xtest_tcase(s, "d4_lost_writes");
 	tcase_add_test(tc, read_fault_maps_read_only);
+	tcase_add_test(tc, write_first_to_read_shmem_survives_pageout);
 	tcase_add_test(tc, write_after_madv_free_survives_pageout);
 	tcase_add_test(tc, write_after_read_of_shmem_survives_pageout);
 	tc = xtest_tcase(s, "d5_gup_refused_memory");
