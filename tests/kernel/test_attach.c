@@ -41,6 +41,7 @@ enum peer_cmd {
 	CMD_MREMAP,	/* move the pages away, map new ones filled with arg */
 	CMD_EXIT,	/* exit (EOF does too, once every writer is gone) */
 	CMD_MIGRATE,	/* move_pages() to the other NUMA node; answer how many failed */
+	CMD_CHECK_FORKED,	/* answer 1 if every byte of CMD_FORK's child's copy is arg */
 };
 
 /* The NUMA node of each page of @buf afterwards in @status. */
@@ -75,9 +76,26 @@ struct peer {
 	unsigned char *buf;	/* in the peer's address space */
 };
 
+/* The forked child of CMD_FORK: answers CMD_CHECK_FORKED for its copy. */
+static void forked_loop(int cmd_fd, int ack_fd, const unsigned char *buf)
+{
+	int v;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	while (read(cmd_fd, &v, sizeof(v)) == sizeof(v)) {
+		int same = 1;
+
+		for (size_t i = 0; i < LEN; i++)
+			same &= buf[i] == (unsigned char)v;
+		if (write(ack_fd, &same, sizeof(same)) != sizeof(same))
+			break;
+	}
+	_exit(0);
+}
+
 static void peer_loop(int cmd_fd, int ack_fd, unsigned char *buf, xpmem_segid_t segid)
 {
-	int msg[2];
+	int msg[2], kid_cmd = -1, kid_ack = -1;
 
 	while (read(cmd_fd, msg, sizeof(msg)) == sizeof(msg)) {
 		int ret = 0;
@@ -104,15 +122,31 @@ static void peer_loop(int cmd_fd, int ack_fd, unsigned char *buf, xpmem_segid_t 
 			for (size_t i = 0; i < LEN; i++)
 				ret &= buf[i] == (unsigned char)msg[1];
 			break;
-		case CMD_FORK:
+		case CMD_FORK: {
 			/* The grandchild keeps the pages until its parent goes away. */
+			int kc[2], ka[2];
+
+			if (kid_cmd >= 0 || pipe(kc) || pipe(ka)) {
+				ret = -1;
+				break;
+			}
 			if (fork() == 0) {
 				close(cmd_fd);
 				close(ack_fd);
-				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				for (;;)
-					pause();
+				close(kc[1]);
+				close(ka[0]);
+				forked_loop(kc[0], ka[1], buf);
 			}
+			close(kc[0]);
+			close(ka[1]);
+			kid_cmd = kc[1];
+			kid_ack = ka[0];
+			break;
+		}
+		case CMD_CHECK_FORKED:
+			if (kid_cmd < 0 || write(kid_cmd, &msg[1], sizeof(msg[1])) != sizeof(msg[1]) ||
+			    read(kid_ack, &ret, sizeof(ret)) != sizeof(ret))
+				ret = -1;
 			break;
 		case CMD_REMOVE:
 			ret = xpmem_remove(segid);
@@ -430,7 +464,13 @@ START_TEST(only_attached_ranges_are_zapped)
 }
 END_TEST
 
-/* A write through the attachment breaks COW in the exporter. */
+/*
+ * A write through the attachment breaks COW in the exporter, page by page:
+ * the forked child keeps its copy. The write comes first after the fork,
+ * so one fault maps the window, whose other pages are still COW-shared
+ * with the child: they must stay read-only until written (a fault that
+ * mapped them writable would write into the child's copy).
+ */
 START_TEST(write_breaks_cow_in_the_exporter)
 {
 	struct peer p;
@@ -442,6 +482,8 @@ START_TEST(write_breaks_cow_in_the_exporter)
 	ck_assert_int_eq(peer_cmd(&p, CMD_FORK, 0), 0);
 	memset(a, 0x66, LEN);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x66), 1);
+	ck_assert_msg(peer_cmd(&p, CMD_CHECK_FORKED, 0x11) == 1,
+		      "a write through the attachment reached the forked child's copy");
 	/* The exporter's own write after that is seen too. */
 	ck_assert_int_eq(peer_cmd(&p, CMD_FILL, 0x67), 0);
 	ck_assert(xtest_all_bytes_are(a, LEN, 0x67));
@@ -463,6 +505,7 @@ START_TEST(exporter_fork_then_write_is_followed)
 	ck_assert(xtest_all_bytes_are(a, LEN, 0x22));
 	memset(a, 0x23, LEN);
 	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x23), 1);
+	ck_assert_int_eq(peer_cmd(&p, CMD_CHECK_FORKED, 0x11), 1);
 	peer_stop(&p);
 }
 END_TEST
