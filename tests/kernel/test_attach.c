@@ -539,6 +539,28 @@ START_TEST(migrated_pages_are_followed)
 }
 END_TEST
 
+#define WINDOW (2UL << 20)	/* what one fault maps at most: a page table's span */
+
+/*
+ * Reserve three windows of address space and return the address @before
+ * bytes below the second window boundary in it: an attachment there has
+ * its first @before bytes in one window, with room on both sides. *@area
+ * is what to unmap at the end (3 * WINDOW).
+ */
+static unsigned char *reserve_below_window_end(size_t before, unsigned char **area)
+{
+	*area = mmap(NULL, 3 * WINDOW, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(*area != MAP_FAILED);
+	return (unsigned char *)(((uintptr_t)*area / WINDOW + 2) * WINDOW) - before;
+}
+
+/* After a detach: keep [at, at + LEN) reserved for the next try (and check it is free). */
+static void reserve_again(unsigned char *at)
+{
+	ck_assert(mmap(at, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		       -1, 0) == at);
+}
+
 /*
  * One fault maps the pages that the exporter has present in the faulting
  * address's 2 MiB window (one page table of ours), so reading the 64-page
@@ -552,17 +574,13 @@ END_TEST
  */
 START_TEST(faults_are_batched)
 {
-	const size_t window = 2UL << 20;
 	const long first = _i == 0 ? (long)(LEN / PAGE) : 8, windows = _i == 0 ? 1 : 2;
 	long faults = 0, mapped = 0, rest = 0;
 	unsigned char *area, *at;
 	int clean = 0;
 	struct peer p;
 
-	/* A 2 MiB boundary with room on both sides, kept reserved. */
-	area = mmap(NULL, 3 * window, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert(area != MAP_FAILED);
-	at = (unsigned char *)(((uintptr_t)area / window + 2) * window) - first * PAGE;
+	at = reserve_below_window_end(first * PAGE, &area);
 	peer_start(&p, 0x11, 0600);
 	for (int attempt = 0; attempt < 10 && !clean; attempt++) {
 		volatile unsigned char *a = peer_attach_at(&p, XPMEM_RDONLY, at, NULL);
@@ -577,14 +595,12 @@ START_TEST(faults_are_batched)
 		rest = xtest_stat("faults") - f0 - faults;
 		clean = faults == 1 && mapped == first && faults + rest == windows;
 		ck_assert_int_eq(xpmem_detach((void *)a), 0);
-		/* Keep the range reserved for the next try (and check it is free). */
-		ck_assert(mmap(at, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
-			       MAP_FIXED_NOREPLACE, -1, 0) == at);
+		reserve_again(at);
 	}
 	ck_assert_msg(clean, "last try: %ld fault(s) mapped %ld of %ld pages, then %ld more "
 		      "fault(s) over %ld window(s)", faults, mapped, first, rest, windows);
 	peer_stop(&p);
-	ck_assert_int_eq(munmap(area, 3 * window), 0);
+	ck_assert_int_eq(munmap(area, 3 * WINDOW), 0);
 }
 END_TEST
 
@@ -598,15 +614,12 @@ END_TEST
  */
 START_TEST(writes_are_batched)
 {
-	const size_t window = 2UL << 20;
 	long faults = 0, upgrades = 0;
 	unsigned char *area, *at;
 	int clean = 0;
 	struct peer p;
 
-	area = mmap(NULL, 3 * window, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert(area != MAP_FAILED);
-	at = (unsigned char *)(((uintptr_t)area / window + 2) * window) - LEN;
+	at = reserve_below_window_end(LEN, &area);
 	peer_start(&p, 0x21, 0600);
 	for (int attempt = 0; attempt < 10 && !clean; attempt++) {
 		unsigned char *a;
@@ -625,13 +638,12 @@ START_TEST(writes_are_batched)
 		ck_assert_int_eq(peer_cmd(&p, CMD_CHECK, 0x23), 1);
 		clean = faults == 1 && upgrades == 0;
 		ck_assert_int_eq(xpmem_detach(a), 0);
-		ck_assert(mmap(at, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
-			       MAP_FIXED_NOREPLACE, -1, 0) == at);
+		reserve_again(at);
 	}
 	ck_assert_msg(clean, "last try: writing %ld pages took %ld fault(s) and %ld upgrade(s)",
 		      (long)(LEN / PAGE), faults, upgrades);
 	peer_stop(&p);
-	ck_assert_int_eq(munmap(area, 3 * window), 0);
+	ck_assert_int_eq(munmap(area, 3 * WINDOW), 0);
 }
 END_TEST
 
