@@ -110,16 +110,24 @@ static uint64_t pattern(size_t word, unsigned int which)
 	return (word * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)which << 56);
 }
 
+/*
+ * A private anonymous mapping of @len + 2 MiB with @prot, whose start is
+ * *@base; returns its first 2 MiB boundary.
+ */
+static uint64_t *map_huge_aligned(size_t len, int prot, uint8_t **base)
+{
+	*base = mmap(NULL, len + HUGE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*base == MAP_FAILED)
+		die("mmap");
+	return (uint64_t *)(((uintptr_t)*base + HUGE - 1) & ~(HUGE - 1));
+}
+
 /* @len bytes at a 2 MiB boundary, on THPs or (@thp false) on 4 KiB pages. */
 static uint64_t *exporter_buffer(size_t len, bool thp, unsigned int which)
 {
-	uint8_t *p = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			  -1, 0);
-	uint64_t *buf;
+	uint8_t *base;
+	uint64_t *buf = map_huge_aligned(len, PROT_READ | PROT_WRITE, &base);
 
-	if (p == MAP_FAILED)
-		die("mmap");
-	buf = (uint64_t *)(((uintptr_t)p + HUGE - 1) & ~(HUGE - 1));
 	if (madvise(buf, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
 		die("madvise");
 	for (size_t i = 0; i < len / 8; i++)
@@ -262,15 +270,12 @@ static void measure_floor(uint64_t *dst, double *unmap_us, double *faults_per_2m
 	double us[MAX_REPS], faults[MAX_REPS];
 
 	for (int rep = 0; rep < reps; rep++) {
-		uint8_t *p = mmap(NULL, size + HUGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint8_t *p;
+		uint64_t *a = map_huge_aligned(size, PROT_READ, &p);
 		volatile uint64_t sum = 0;
-		uint64_t *a;
 		long f0;
 		double t0;
 
-		if (p == MAP_FAILED)
-			die("mmap");
-		a = (uint64_t *)(((uintptr_t)p + HUGE - 1) & ~(HUGE - 1));
 		/* All of it: one VMA, as an attachment is. */
 		if (madvise(p, size + HUGE, MADV_HUGEPAGE))
 			die("madvise");
