@@ -362,6 +362,18 @@ static bool xpmem_snapshot_is_pmd(const unsigned long *pfns, unsigned long npage
 }
 
 /*
+ * Under the kernel's page table checker, a PMD of ours over an anonymous
+ * 2 MiB page (a THP, or a private hugetlb page) is a second mapping of it
+ * that the checker counts, and BUG()s on if it is writable (compat.h); so
+ * would it on the exporter's next writable entry while ours is there. Our
+ * PTEs it does not count: the window gets those.
+ */
+static bool xpmem_ptcheck_forbids_pmd(unsigned long hpfn)
+{
+	return xpmem_ptcheck_on() && PageAnon(compound_head(hmm_pfn_to_page(hpfn)));
+}
+
+/*
  * Map the window of @vmf with one PMD for the exporter's 2 MiB page
  * @hpfn. Under att->pt_lock and seg->lock, with a fresh sequence, and
  * vmf->pmd empty or already this mapping (another fault made it; a write
@@ -767,8 +779,10 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 		if (pmd_win) {
 			enum xpmem_pmd_state state = xpmem_pmd_state(vmf->pmd);
 			bool huge = xpmem_snapshot_is_pmd(pfns, npages, write);
+			bool ptcheck = huge && state == XPMEM_PMD_NONE &&
+				       xpmem_ptcheck_forbids_pmd(pfns[0]);
 
-			if (huge && state != XPMEM_PMD_TABLE) {
+			if (huge && !ptcheck && state != XPMEM_PMD_TABLE) {
 				ret = xpmem_insert_pmd(vmf, pfns[0], write);
 				xpmem_insert_unlock(att, pmd_win);
 				break;
@@ -793,6 +807,8 @@ static vm_fault_t xpmem_fault_locked(struct vm_fault *vmf, struct mm_struct *src
 					ret = VM_FAULT_OOM;
 					break;
 				}
+				if (ptcheck)
+					xpmem_stat_inc(XPMEM_STAT_PMDS_PTCHECK);
 				continue;
 			}
 		}

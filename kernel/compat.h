@@ -214,6 +214,47 @@ static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf, unsigned lon
 #endif
 
 /*
+ * The page table checker (CONFIG_PAGE_TABLE_CHECK; on with
+ * page_table_check=on, or by default with CONFIG_PAGE_TABLE_CHECK_ENFORCED,
+ * as hardened kernel configs build it) counts the user mappings of each
+ * page, and BUG()s when a writable one is added for an anonymous page that
+ * is mapped already (mm/page_table_check.c, page_table_check_set()). A
+ * writable attachment of anonymous memory is exactly that.
+ *  - Kernels with the fix for CVE-2026-74600 ("mm/page_table_check: skip
+ *    special zero mappings": "&& !pte_special(pte)") do not count special
+ *    PTEs, so ours are not counted. Our PMDs are, special or devmap: under
+ *    the checker, windows over anonymous 2 MiB pages map with PTEs
+ *    (xpmem_ptcheck_forbids_pmd(), attach.c).
+ *  - Without the fix the checker counts our PTEs as well, and a writable
+ *    mapping of the exporter's anonymous memory cannot be made without a
+ *    BUG: the module refuses to load under the checker (xpmem_init()).
+ * The fix has no name to test, so this is keyed on the versions that we
+ * have read it in: mainline 7.3, stable 6.1.191 and 6.12.114 (Debian's
+ * linux-source-6.1 and the changelog of its 6.12). A stable kernel of
+ * another series that has it too is taken for one without it: there the
+ * module refuses to load, which is safe.
+ */
+#ifdef CONFIG_PAGE_TABLE_CHECK
+#include <linux/page_table_check.h>
+
+static inline bool xpmem_ptcheck_on(void)
+{
+	return !static_branch_likely(&page_table_check_disabled);
+}
+#else
+static inline bool xpmem_ptcheck_on(void)
+{
+	return false;
+}
+#endif
+#define XPMEM_STABLE_AT_LEAST(a, b, c) \
+	(LINUX_VERSION_CODE >= KERNEL_VERSION(a, b, c) && \
+	 LINUX_VERSION_CODE < KERNEL_VERSION(a, (b) + 1, 0))
+#define XPMEM_PTCHECK_COUNTS_SPECIAL_PTES                                   \
+	(!(LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0) ||                  \
+	   XPMEM_STABLE_AT_LEAST(6, 12, 114) || XPMEM_STABLE_AT_LEAST(6, 1, 191)))
+
+/*
  * The address the mm would choose for a mapping (our file's
  * ->get_unmapped_area pads and aligns it): the mm's method became a flag
  * and mm_get_unmapped_area() in 6.10, which lost its mm argument in 6.19.

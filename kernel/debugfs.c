@@ -3,7 +3,9 @@
  * debugfs.c - /sys/kernel/debug/xpmem/stats: counters for tests and tools;
  * xpmem/processes: every open /dev/xpmem and the segments made through it
  * (xpmem-stat(1) reads both); xpmem/fail/: the driver's own fault
- * injection, on kernels that have it.
+ * injection, on kernels that have it; xpmem/page_table_check: Y when the
+ * kernel's page table checker is on, which changes how faults map
+ * (attach.c).
  *
  * "*_alive" counts objects that exist now; the test suite checks that they
  * are back to zero after each test program (the leak check). The others
@@ -36,6 +38,7 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_FAULT_IN_UNLOCKED] = "fault_in_unlocked",
 	[XPMEM_STAT_PAGES_MAPPED] = "pages_mapped",
 	[XPMEM_STAT_PMDS_MAPPED] = "pmds_mapped",
+	[XPMEM_STAT_PMDS_PTCHECK] = "pmds_ptcheck_ptes",
 	[XPMEM_STAT_INVALIDATIONS] = "invalidations",
 	[XPMEM_STAT_INV_UNMAP] = "inv_unmap",
 	[XPMEM_STAT_INV_CLEAR] = "inv_clear",
@@ -53,6 +56,8 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 };
 
 static struct dentry *xpmem_debugfs_dir;
+/* xpmem/page_table_check: whether the kernel's checker is on (compat.h). */
+static bool xpmem_ptcheck;
 
 void xpmem_stat_inc(enum xpmem_stat stat)
 {
@@ -169,6 +174,8 @@ void xpmem_debugfs_init(void)
 	xpmem_debugfs_dir = debugfs_create_dir("xpmem", NULL);
 	debugfs_create_file("stats", 0444, xpmem_debugfs_dir, NULL, &stats_fops);
 	debugfs_create_file("processes", 0400, xpmem_debugfs_dir, NULL, &processes_fops);
+	xpmem_ptcheck = xpmem_ptcheck_on();
+	debugfs_create_bool("page_table_check", 0444, xpmem_debugfs_dir, &xpmem_ptcheck);
 #ifdef CONFIG_FAULT_INJECTION_DEBUG_FS
 	fault_create_debugfs_attr("fail", xpmem_debugfs_dir, &xpmem_fail_attr);
 #endif

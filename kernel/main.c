@@ -198,6 +198,11 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
+	/* This kernel's page table checker counts our PTEs: see compat.h. */
+	if (xpmem_ptcheck_on() && XPMEM_PTCHECK_COUNTS_SPECIAL_PTES) {
+		pr_err("not loading: the page table checker is on (page_table_check=on), and on this kernel (without the fix for CVE-2026-74600) it BUG()s on a writable attachment of anonymous memory\n");
+		return -EOPNOTSUPP;
+	}
 	ret = xpmem_notifier_init();
 	if (ret)
 		return ret;

@@ -44,6 +44,12 @@
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)
 #endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 4U
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
+#endif
 #ifndef MPOL_MF_MOVE
 #define MPOL_MF_MOVE (1 << 1)
 #endif
@@ -755,6 +761,120 @@ START_TEST(without_thp_everything_maps_with_ptes)
 END_TEST
 
 /*
+ * Under the kernel's page table checker (page_table_check=on), which BUG()s
+ * when a writable mapping is added for an anonymous page that is mapped
+ * already, the driver maps anonymous 2 MiB pages with PTEs (a checker that
+ * counts special PTEs too makes the module refuse to load) and file-backed
+ * ones with PMDs still. tests/run-tests
+ * boots the debug kernel with the checker and runs these alone
+ * (XPMEM_PTCHECK=1). Without the driver's care, the first write below is a
+ * kernel BUG in page_table_check_set().
+ */
+#define PTCHECK_FILE "/sys/kernel/debug/xpmem/page_table_check"
+
+/* The driver's view: is the checker on? */
+static bool ptcheck_on(void)
+{
+	char v = 'N';
+	FILE *f = fopen(PTCHECK_FILE, "r");
+
+	if (f) {
+		if (fread(&v, 1, 1, f) != 1)
+			v = 'N';
+		fclose(f);
+	}
+	return v == 'Y';
+}
+
+START_TEST(ptcheck_is_on)
+{
+	ck_assert_msg(access(PTCHECK_FILE, R_OK) == 0, PTCHECK_FILE ": %s", strerror(errno));
+	ck_assert_msg(ptcheck_on(), "XPMEM_PTCHECK=1, but the driver sees the page table checker off");
+	ck_assert_msg(have_thp(), "the page table checker's tests need THP");
+	ck_assert_int_ge(xtest_stat("pmds_ptcheck_ptes"), 0);
+}
+END_TEST
+
+/*
+ * Two writable attachments and a read-only one of THP-backed memory: every
+ * window maps with PTEs, once counted in pmds_ptcheck_ptes, and the data
+ * goes both ways.
+ */
+START_TEST(anon_huge_pages_map_with_ptes_under_ptcheck)
+{
+	const size_t len = 4 * MIB;
+	unsigned char *buf = thp_buf(len, 18), *a, *b, *r;
+	long pmds = xtest_stat("pmds_mapped"), ptes = xtest_stat("pmds_ptcheck_ptes");
+
+	a = attach_self(buf, len, XPMEM_RDWR);
+	memset(a, 0x81, HUGE);			/* first access: a write */
+	ck_assert(xtest_all_bytes_are(buf, HUGE, 0x81));
+	ck_assert(holds(a + HUGE, HUGE, 18, HUGE));	/* a read, then a write */
+	memset(a + HUGE, 0x82, HUGE);
+	ck_assert(xtest_all_bytes_are(buf + HUGE, HUGE, 0x82));
+	ck_assert_int_eq(xtest_stat("pmds_ptcheck_ptes") - ptes, 2);
+
+	b = attach_self(buf, len, XPMEM_RDWR);
+	memset(b + HUGE / 2, 0x83, HUGE);
+	ck_assert(xtest_all_bytes_are(a + HUGE / 2, HUGE, 0x83));
+	r = attach_self(buf, len, XPMEM_RDONLY);
+	ck_assert(xtest_all_bytes_are(r + HUGE / 2, HUGE, 0x83));
+	memset(buf, 0x84, len);
+	ck_assert(xtest_all_bytes_are(b, len, 0x84));
+	ck_assert(xtest_all_bytes_are(r, len, 0x84));
+
+	ck_assert_int_eq(xtest_stat("pmds_mapped"), pmds);
+	ck_assert_int_eq(xtest_stat("pmds_ptcheck_ptes") - ptes, 6);
+	ck_assert_int_gt(xtest_smaps_kb(buf, "AnonHugePages:"), 0);
+}
+END_TEST
+
+/* A private hugetlb page is anonymous too. */
+START_TEST(private_hugetlb_maps_with_ptes_under_ptcheck)
+{
+	unsigned char *h = mmap(NULL, HUGE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0), *a;
+	long pmds = xtest_stat("pmds_mapped"), ptes = xtest_stat("pmds_ptcheck_ptes");
+
+	ck_assert_msg(h != MAP_FAILED, "mmap MAP_HUGETLB: %s", strerror(errno));
+	fill(h, HUGE, 19);
+	a = attach_self(h, HUGE, XPMEM_RDWR);
+	memset(a + PAGE, 0x85, PAGE);
+	ck_assert(xtest_all_bytes_are(h + PAGE, PAGE, 0x85));
+	ck_assert(holds(a + 2 * PAGE, HUGE - 2 * PAGE, 19, 2 * PAGE));
+	ck_assert_int_eq(xtest_stat("pmds_mapped"), pmds);
+	ck_assert_int_eq(xtest_stat("pmds_ptcheck_ptes") - ptes, 1);
+}
+END_TEST
+
+/*
+ * A shared hugetlb page is a file page: the checker allows any number of
+ * writable mappings of those, and it still maps with one PMD.
+ */
+START_TEST(shared_hugetlb_keeps_pmds_under_ptcheck)
+{
+	int fd = (int)syscall(SYS_memfd_create, "ptcheck", MFD_HUGETLB | MFD_HUGE_2MB);
+	unsigned char *h, *a;
+	long pmds, ptes = xtest_stat("pmds_ptcheck_ptes");
+
+	ck_assert_int_ge(ptes, 0);
+	ck_assert_msg(fd >= 0, "memfd_create(MFD_HUGETLB): %s", strerror(errno));
+	ck_assert_int_eq(ftruncate(fd, 2 * HUGE), 0);
+	h = mmap(NULL, 2 * HUGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_msg(h != MAP_FAILED, "mmap of a hugetlb memfd: %s", strerror(errno));
+	close(fd);
+	fill(h, 2 * HUGE, 20);
+	a = attach_self(h, 2 * HUGE, XPMEM_RDWR);
+	pmds = xtest_stat("pmds_mapped");
+	memset(a, 0x86, PAGE);
+	ck_assert(xtest_all_bytes_are(h, PAGE, 0x86));
+	ck_assert(holds(a + HUGE, HUGE, 20, HUGE));
+	ck_assert_int_eq(xtest_stat("pmds_mapped") - pmds, 2);
+	ck_assert_int_eq(xtest_stat("pmds_ptcheck_ptes"), ptes);
+}
+END_TEST
+
+/*
  * Make @n 2 MiB hugetlb pages free; false if the kernel cannot. Returns in
  * *@saved the pool size to restore afterwards (-1: unchanged).
  */
@@ -804,6 +924,26 @@ int main(void)
 	};
 	const char *no_thp = "this kernel has no transparent huge pages";
 
+	/*
+	 * Under the page table checker only its own tests run: the others
+	 * count PMDs where anonymous pages now get PTEs.
+	 */
+	if (getenv("XPMEM_PTCHECK")) {
+		TCase *pt = xtest_tcase(s, "ptcheck");
+
+		tcase_add_test(pt, ptcheck_is_on);
+		tcase_add_test(pt, anon_huge_pages_map_with_ptes_under_ptcheck);
+		tcase_add_test(pt, shared_hugetlb_keeps_pmds_under_ptcheck);
+		tcase_add_test(pt, private_hugetlb_maps_with_ptes_under_ptcheck);
+		/* Three pages: the shared test's two and the private one. */
+		if (!reserve_hugetlb(3, &saved_hugetlb))
+			fprintf(stderr, "huge: no three free 2 MiB hugetlb pages; the hugetlb tests will fail\n");
+		goto run;
+	}
+	if (ptcheck_on()) {
+		fprintf(stderr, "huge: the page table checker is on; run with XPMEM_PTCHECK=1\n");
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(thp_tests) / sizeof(thp_tests[0]); i++) {
 		if (have_thp())
 			tcase_add_test(tc, thp_tests[i].test);
@@ -841,6 +981,7 @@ int main(void)
 		xtest_skip("hugetlb_pages_map_with_pmds", have_thp() ?
 			   "no two free 2 MiB hugetlb pages could be reserved" : no_thp);
 
+run:
 	ret = xtest_main("huge", s, XTEST_NEEDS_DEVICE);
 	if (saved_hugetlb >= 0) {
 		snprintf(text, sizeof(text), "%ld", saved_hugetlb);
