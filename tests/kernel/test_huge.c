@@ -112,6 +112,17 @@ static unsigned char *thp_buf(size_t len, unsigned int seed)
 	return buf;
 }
 
+/* @len bytes of private 2 MiB hugetlb pages, filled with the pattern of @seed. */
+static unsigned char *hugetlb_buf(size_t len, unsigned int seed)
+{
+	unsigned char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+
+	ck_assert_msg(buf != MAP_FAILED, "mmap MAP_HUGETLB: %s", strerror(errno));
+	fill(buf, len, seed);
+	return buf;
+}
+
 /* A segment of this whole process, and a permit for it. */
 static xpmem_apid_t self_permit(int access)
 {
@@ -544,14 +555,11 @@ END_TEST
 START_TEST(hugetlb_pages_map_with_pmds)
 {
 	const size_t len = 2 * HUGE;
-	unsigned char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0), *a;
+	unsigned char *buf = hugetlb_buf(len, 15), *a;
 	long pmds;
 	uint64_t entry;
 	int fd;
 
-	ck_assert_msg(buf != MAP_FAILED, "mmap MAP_HUGETLB: %s", strerror(errno));
-	fill(buf, len, 15);
 	a = attach_self(buf, len, XPMEM_RDWR);
 	pmds = xtest_stat("pmds_mapped");
 	ck_assert(holds(a, len, 15, 0));
@@ -745,12 +753,8 @@ START_TEST(without_thp_everything_maps_with_ptes)
 	memset(a + HUGE, 0x71, PAGE);
 	ck_assert(xtest_all_bytes_are(buf + HUGE, PAGE, 0x71));
 	if (hugetlb_ok) {
-		unsigned char *h = mmap(NULL, HUGE, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB,
-					-1, 0);
+		unsigned char *h = hugetlb_buf(HUGE, 17);
 
-		ck_assert_msg(h != MAP_FAILED, "mmap MAP_HUGETLB: %s", strerror(errno));
-		fill(h, HUGE, 17);
 		a = attach_at(self_permit(XPMEM_RDWR), h, HUGE, NULL, 0);
 		ck_assert(holds(a, HUGE, 17, 0));
 		memset(a + PAGE, 0x72, PAGE);
@@ -765,9 +769,8 @@ END_TEST
  * when a writable mapping is added for an anonymous page that is mapped
  * already, the driver maps anonymous 2 MiB pages with PTEs (a checker that
  * counts special PTEs too makes the module refuse to load) and file-backed
- * ones with PMDs still. tests/run-tests
- * boots the debug kernel with the checker and runs these alone
- * (XPMEM_PTCHECK=1). Without the driver's care, the first write below is a
+ * ones with PMDs still. tests/run-tests boots the debug kernel with the
+ * checker and runs these alone (XPMEM_PTCHECK=1). Without the driver's care, the first write below is a
  * kernel BUG in page_table_check_set().
  */
 #define PTCHECK_FILE "/sys/kernel/debug/xpmem/page_table_check"
@@ -832,12 +835,9 @@ END_TEST
 /* A private hugetlb page is anonymous too. */
 START_TEST(private_hugetlb_maps_with_ptes_under_ptcheck)
 {
-	unsigned char *h = mmap(NULL, HUGE, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0), *a;
+	unsigned char *h = hugetlb_buf(HUGE, 19), *a;
 	long pmds = xtest_stat("pmds_mapped"), ptes = xtest_stat("pmds_ptcheck_ptes");
 
-	ck_assert_msg(h != MAP_FAILED, "mmap MAP_HUGETLB: %s", strerror(errno));
-	fill(h, HUGE, 19);
 	a = attach_self(h, HUGE, XPMEM_RDWR);
 	memset(a + PAGE, 0x85, PAGE);
 	ck_assert(xtest_all_bytes_are(h + PAGE, PAGE, 0x85));
