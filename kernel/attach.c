@@ -1071,6 +1071,9 @@ int xpmem_attachment_mmap(struct file *file, struct vm_area_struct *vma)
 	struct xpmem_attachment *att = file->private_data;
 	struct xpmem_segment *seg = att->seg;
 
+	/* Never executable (below); fs.c keeps mmap() from adding it. */
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
 	if (test_and_set_bit(XPMEM_ATT_MAPPED, &att->flags))
 		return -EPERM;
 	/*

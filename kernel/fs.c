@@ -26,9 +26,19 @@
 
 static struct vfsmount *xpmem_mnt;
 
+/*
+ * SB_I_NOEXEC: mmap() adds PROT_EXEC to every readable mapping of a
+ * process with READ_IMPLIES_EXEC (personality(2), or an ia32 binary
+ * without PT_GNU_STACK) unless the file's filesystem is noexec, and our
+ * vm_mmap() of an attachment is such a mapping. Newer kernels'
+ * init_pseudo() sets both flags itself (7.3's does, 6.1's does not).
+ */
 static int xpmem_fs_init_fs_context(struct fs_context *fc)
 {
-	return init_pseudo(fc, XPMEM_FS_MAGIC) ? 0 : -ENOMEM;
+	if (!init_pseudo(fc, XPMEM_FS_MAGIC))
+		return -ENOMEM;
+	fc->s_iflags |= SB_I_NOEXEC | SB_I_NODEV;
+	return 0;
 }
 
 /*

@@ -250,9 +250,11 @@ struct xpmem_ioc_release {
  * @__pad:    (in)  must be 0.
  * @reserved: (in)  must be 0.
  *
- * The mapping is MAP_SHARED, readable, and writable only for an
- * XPMEM_RDWR permit; it is never inherited by fork() (VM_DONTCOPY, and
- * madvise(MADV_DOFORK) on it fails with EINVAL). Loads and stores reach
+ * The mapping is MAP_SHARED, readable, writable only for an XPMEM_RDWR
+ * permit, and never executable (not even for a READ_IMPLIES_EXEC
+ * personality; mprotect(PROT_EXEC) fails with EACCES). It is never
+ * inherited by fork() (VM_DONTCOPY, and madvise(MADV_DOFORK) on it fails
+ * with EINVAL). Loads and stores reach
  * whatever the exporter's page tables map at the same place *now*: when the
  * exporter's mapping changes (munmap, mremap, MADV_DONTNEED, mprotect, COW,
  * migration, reclaim, ...), the attachment follows. Nothing stays pinned.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * test_hardening.c - the defects of issue 11, each written as an attacker
- * (or an unlucky MPI job) would trigger it. Every test here failed, hung or
+ * test_hardening.c - the defects of issue 11 and those found since, each
+ * written as an attacker (or an unlucky MPI job) would trigger it. Every test here failed, hung or
  * made the kernel report on the driver before the fix it is named after;
  * docs/security.md lists which invariant each one holds.
  *
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1007,8 +1008,58 @@ START_TEST(exporter_fault_waits_without_the_attacher_lock)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Defect 12: mmap() gives a process with READ_IMPLIES_EXEC (personality(2),
+ * or any ia32 binary without PT_GNU_STACK) PROT_EXEC on every readable
+ * mapping of a file on an exec-capable filesystem, and our pseudo
+ * filesystem was one where init_pseudo() does not make it noexec (6.1):
+ * the attacher could execute the exporter's bytes, whatever the
+ * exporter's own mapping allows.
+ */
+
+/* The permissions that /proc/self/maps shows for the mapping at @addr. */
+static void maps_perms(const void *addr, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	unsigned long lo, hi;
+	char line[512];
+
+	ck_assert(f != NULL);
+	strcpy(perms, "????");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 &&
+		    (uintptr_t)addr >= lo && (uintptr_t)addr < hi)
+			break;
+	fclose(f);
+}
+
+START_TEST(attachments_are_never_executable)
+{
+	unsigned char *buf, *rw, *ro;
+	char perms[5];
+
+	ck_assert_int_ne(personality(PER_LINUX | READ_IMPLIES_EXEC), -1);
+	ck_assert(personality(0xffffffff) & READ_IMPLIES_EXEC);
+	/* The kernel does give this process's other mappings PROT_EXEC. */
+	buf = map_anon(PAGE);
+	maps_perms(buf, perms);
+	ck_assert_str_eq(perms, "rwxp");
+	memset(buf, 0xc3, PAGE);		/* "ret", were it executed */
+	rw = attach_self_mode(buf, PAGE, XPMEM_RDWR);
+	ro = attach_self_mode(buf, PAGE, XPMEM_RDONLY);
+	maps_perms(rw, perms);
+	ck_assert_msg(!strcmp(perms, "rw-s"), "RDWR attachment is %s, not rw-s", perms);
+	maps_perms(ro, perms);
+	ck_assert_msg(!strcmp(perms, "r--s"), "RDONLY attachment is %s, not r--s", perms);
+	ck_assert(xtest_all_bytes_are(ro, PAGE, 0xc3));
+	errno = 0;
+	ck_assert_int_eq(mprotect(ro, PAGE, PROT_READ | PROT_EXEC), -1);
+	ck_assert_int_eq(errno, EACCES);
+}
+END_TEST
+
 /*
- * One test case per defect of issue 11, named after it, so that
+ * One test case per defect, named after it, so that
  * CK_RUN_CASE=<name> runs one alone (a defect that hangs the driver before
  * its fix would otherwise hide the cases after it).
  */
@@ -1061,5 +1112,7 @@ int main(void)
 		xtest_skip("exporter_fault_waits_without_the_attacher_lock",
 			   geteuid() ? "needs root (mount, fsfreeze)" :
 				       "this kernel cannot mount ext4 from a loop device");
+	tc = xtest_tcase(s, "d12_exec");
+	tcase_add_test(tc, attachments_are_never_executable);
 	return xtest_main("hardening", s, XTEST_NEEDS_DEVICE);
 }
