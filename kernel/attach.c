@@ -1260,7 +1260,22 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 }
 
 /*
- * Check an attach request and work out the pages it covers.
+ * What ATTACH can refuse without its permit, before looking it up, as every
+ * command does: a malformed request is EINVAL, not ENOENT.
+ */
+static int xpmem_attach_args_valid(const struct xpmem_ioc_attach *arg)
+{
+	if (arg->flags & ~XPMEM_ATTACH_FLAGS || arg->__pad ||
+	    !xpmem_reserved_zero(arg->reserved))
+		return -EINVAL;
+	if (!arg->size || arg->vaddr & ~PAGE_MASK)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Check an attach request against its segment and work out the pages it
+ * covers.
  *
  * The range starts inside the segment. It ends inside it too, except in a
  * whole segment (XPMEM_MAXADDR_SIZE, cut at the exporter's TASK_SIZE):
@@ -1279,10 +1294,7 @@ static int xpmem_attach_range(const struct xpmem_ioc_attach *arg,
 {
 	u64 in_page = arg->offset & ~PAGE_MASK;
 
-	if (arg->flags & ~XPMEM_ATTACH_FLAGS || arg->__pad ||
-	    !xpmem_reserved_zero(arg->reserved))
-		return -EINVAL;
-	if (!arg->size || arg->vaddr & ~PAGE_MASK || arg->offset >= seg->size)
+	if (arg->offset >= seg->size)
 		return -EINVAL;
 	if (!seg->whole && arg->size > seg->size - arg->offset)
 		return -EINVAL;
@@ -1312,6 +1324,9 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 	u32 access = 0;
 	int ret;
 
+	ret = xpmem_attach_args_valid(arg);
+	if (ret)
+		return ret;
 	if (arg->apid <= 0)
 		return -ENOENT;
 	xa_lock(&xf->permits);

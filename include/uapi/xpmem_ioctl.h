@@ -270,7 +270,8 @@ struct xpmem_ioc_release {
  * after the kernel has unmapped the range.
  *
  * Errors: ENOENT (no such permit on this descriptor, or its segment was
- * removed, also while XPMEM_ATTACH_POPULATE ran), EINVAL (size 0, @offset
+ * removed, also while XPMEM_ATTACH_POPULATE ran; a malformed request is
+ * EINVAL first), EINVAL (size 0, @offset
  * outside the segment, a range past the end of a segment made with an
  * explicit size, or one whose exporter addresses would overflow, unaligned
  * @vaddr, unknown flags, reserved non-zero),

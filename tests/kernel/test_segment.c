@@ -487,6 +487,39 @@ START_TEST(get_rejects_flags_and_reserved)
 }
 END_TEST
 
+/*
+ * ATTACH refuses a malformed request with EINVAL before it looks the permit
+ * up, as every other command does: a caller learns it built the struct
+ * wrong, not that its permit is missing. Case 5 is size 0, case 6 an
+ * unaligned vaddr.
+ */
+START_TEST(attach_rejects_flags_and_reserved_before_the_permit)
+{
+	int fd = open(XPMEM_DEV_PATH, O_RDWR | O_CLOEXEC);
+	static const int64_t apids[] = { 0, -1, 0x1234567 };
+	struct xpmem_ioc_attach arg;
+
+	ck_assert_int_ge(fd, 0);
+	for (size_t a = 0; a < sizeof(apids) / sizeof(apids[0]); a++) {
+		memset(&arg, 0, sizeof(arg));
+		arg.apid = apids[a];
+		arg.size = 4096;
+		if (_i == 0)
+			arg.flags = 1u << 31;
+		else if (_i == 1)
+			arg.__pad = 1;
+		else if (_i < 5)
+			arg.reserved[_i - 2] = 1;
+		else if (_i == 5)
+			arg.size = 0;
+		else
+			arg.vaddr = 4097;
+		assert_fails(ioctl(fd, XPMEM_IOC_ATTACH, &arg), EINVAL);
+	}
+	close(fd);
+}
+END_TEST
+
 /* ---- descriptors and processes */
 
 static int make_on_inherited_fd(int64_t fd)
@@ -628,6 +661,7 @@ int main(void)
 	tcase_add_test(tc, release_twice_or_unknown_is_enoent);
 	tcase_add_test(tc, permit_outlives_segment_removal);
 	tcase_add_test(tc, apid_belongs_to_the_process_that_got_it);
+	tcase_add_loop_test(tc, attach_rejects_flags_and_reserved_before_the_permit, 0, 7);
 	tcase_add_test(tc, another_process_gets_a_0666_segment);
 	tcase_add_test(tc, get_rejects_flags_and_reserved);
 
