@@ -31,7 +31,7 @@ static struct vfsmount *xpmem_mnt;
  * process with READ_IMPLIES_EXEC (personality(2), or an ia32 binary
  * without PT_GNU_STACK) unless the file's filesystem is noexec, and our
  * vm_mmap() of an attachment is such a mapping. Newer kernels'
- * init_pseudo() sets both flags itself (7.3's does, 6.1's does not).
+ * init_pseudo() sets both flags itself (7.3's does; 6.1's and 6.12's do not).
  */
 static int xpmem_fs_init_fs_context(struct fs_context *fc)
 {

@@ -217,7 +217,8 @@ struct xpmem_ioc_get {
  * their segment goes away.
  *
  * Errors: ENOENT (no such permit on this descriptor), EINVAL, the errors of
- * munmap(2) (ENOMEM, EINTR: the permit is kept), XPMEM_ERRNO_NOPROC.
+ * munmap(2) (ENOMEM, EINTR, EPERM for an attachment sealed with mseal(2):
+ * the permit is kept), XPMEM_ERRNO_NOPROC.
  */
 struct xpmem_ioc_release {
 	__s64 apid;
@@ -305,7 +306,8 @@ struct xpmem_ioc_attach {
  * attachments made through it.
  *
  * Errors: EINVAL (@vaddr is not inside an attachment, flags or reserved
- * non-zero), the errors of munmap(2) (ENOMEM, EINTR), XPMEM_ERRNO_NOPROC.
+ * non-zero), the errors of munmap(2) (ENOMEM, EINTR, EPERM for an
+ * attachment sealed with mseal(2)), XPMEM_ERRNO_NOPROC.
  * After a munmap error, other parts of the attachment may be unmapped
  * already, but the part at @vaddr is not: the same call can be repeated.
  */

@@ -1117,6 +1117,38 @@ START_TEST(detach_of_other_addresses_is_einval)
 }
 END_TEST
 
+#ifndef SYS_mseal
+#define SYS_mseal 462
+#endif
+
+/*
+ * mseal(2) (6.10) makes munmap() of a VMA fail with EPERM, and an unmap is
+ * all that DETACH and RELEASE have: both fail with EPERM, as the header
+ * says, and the sealed attachment keeps working. (The descriptor's close at
+ * exit drops the permit: the harness's leak check sees to that.)
+ */
+START_TEST(sealed_attachment_detach_and_release_are_eperm)
+{
+	struct peer p;
+	xpmem_apid_t apid;
+	volatile unsigned char *a;
+
+	peer_start(&p, 0x11, 0600);
+	a = peer_attach(&p, XPMEM_RDWR, &apid);
+	ck_assert_int_eq(syscall(SYS_mseal, (void *)a, LEN, 0UL), 0);
+	errno = 0;
+	ck_assert_int_eq(xpmem_detach((void *)a), -1);
+	ck_assert_int_eq(errno, EPERM);
+	errno = 0;
+	ck_assert_int_eq(xpmem_release(apid), -1);
+	ck_assert_int_eq(errno, EPERM);
+	a[1] = 0x12;
+	ck_assert_uint_eq(a[0], 0x11);
+	ck_assert_uint_eq(a[1], 0x12);
+	peer_stop(&p);
+}
+END_TEST
+
 START_TEST(release_detaches_its_attachments)
 {
 	struct peer p;
@@ -1542,6 +1574,11 @@ int main(void)
 	tcase_add_test_raise_signal(tc, detach_unmaps_from_any_inner_address, SIGSEGV);
 	tcase_add_test(tc, detach_of_other_addresses_is_einval);
 	tcase_add_test_raise_signal(tc, release_detaches_its_attachments, SIGSEGV);
+	if (xtest_kernel_at_least(6, 10))
+		tcase_add_test(tc, sealed_attachment_detach_and_release_are_eperm);
+	else
+		xtest_skip("sealed_attachment_detach_and_release_are_eperm",
+			   "this kernel has no mseal() (it came in 6.10)");
 	tcase_add_test(tc, attachments_are_not_inherited);
 	tcase_add_test(tc, exporter_killed_while_attacher_reads);
 	tcase_add_test(tc, attacher_killed_while_exporter_churns);
