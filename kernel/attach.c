@@ -1330,7 +1330,7 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 	if (arg->apid <= 0)
 		return -ENOENT;
 	xa_lock(&xf->permits);
-	permit = xa_load(&xf->permits, arg->apid);
+	permit = xpmem_permit_load(xf, arg->apid);
 	if (permit) {
 		seg = permit->seg;
 		access = permit->access;
@@ -1381,7 +1381,7 @@ int xpmem_ioc_attach(struct xpmem_file *xf, void *data)
 	 * either it finds this mapping or we find the permit gone.
 	 */
 	xa_lock(&xf->permits);
-	if (xa_load(&xf->permits, arg->apid) != permit)
+	if (xpmem_permit_load(xf, arg->apid) != permit)
 		ret = -ENOENT;
 	xa_unlock(&xf->permits);
 	if (ret) {

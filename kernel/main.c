@@ -145,7 +145,7 @@ static int xpmem_open(struct inode *inode, struct file *file)
 	mmgrab(xf->mm);
 	mutex_init(&xf->lock);
 	INIT_LIST_HEAD(&xf->segments);
-	xa_init_flags(&xf->permits, XA_FLAGS_ACCOUNT);
+	xa_init_flags(&xf->permits, XA_FLAGS_ALLOC1 | XA_FLAGS_ACCOUNT);
 	xf->pid = get_pid(task_tgid(current));
 	get_task_comm(xf->comm, current);
 	mutex_lock(&xpmem_files_lock);

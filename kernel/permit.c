@@ -25,6 +25,7 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	struct xpmem_permit *permit;
 	struct xpmem_segment *seg;
 	u64 apid;
+	u32 index;
 	int ret;
 
 	if (arg->flags || arg->__pad || !xpmem_reserved_zero(arg->reserved))
@@ -59,12 +60,18 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	}
 	permit->access = arg->access;
 	permit->seg = seg;
-	ret = xpmem_xa_insert_random(&xf->permits, permit, &apid);
+	/* Reserve the index, so that the permit is whole when it is found. */
+	ret = xa_alloc(&xf->permits, &index, NULL, xa_limit_32b, GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		kfree(permit);
 		goto out_uncount;
 	}
+	do {
+		apid = (u64)(get_random_u32() >> 1) << 32 | index;
+	} while (!upper_32_bits(apid));
 	permit->apid = apid;
+	/* Into a reserved slot: allocates nothing, cannot fail. */
+	xa_store(&xf->permits, index, permit, GFP_KERNEL_ACCOUNT);
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_ALIVE);
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_GOT);
 	arg->apid = apid;
@@ -88,7 +95,10 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 	if (arg->apid <= 0)
 		return -ENOENT;
 
-	if (!xa_load(&xf->permits, arg->apid))
+	xa_lock(&xf->permits);
+	permit = xpmem_permit_load(xf, arg->apid);
+	xa_unlock(&xf->permits);
+	if (!permit)
 		return -ENOENT;
 	/*
 	 * As in every XPMEM: releasing a permit detaches what it attached.
@@ -97,7 +107,11 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 	ret = xpmem_detach_permit(xf, arg->apid);
 	if (ret)
 		return ret;
-	permit = xa_erase(&xf->permits, arg->apid);
+	xa_lock(&xf->permits);
+	permit = xpmem_permit_load(xf, arg->apid);
+	if (permit)
+		__xa_erase(&xf->permits, xpmem_apid_index(arg->apid));
+	xa_unlock(&xf->permits);
 	if (!permit)
 		return -ENOENT;		/* another thread released it */
 	/*
@@ -113,10 +127,10 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 void xpmem_file_release_permits(struct xpmem_file *xf)
 {
 	struct xpmem_permit *permit;
-	unsigned long apid;
+	unsigned long index;
 
-	xa_for_each(&xf->permits, apid, permit) {
-		xa_erase(&xf->permits, apid);
+	xa_for_each(&xf->permits, index, permit) {
+		xa_erase(&xf->permits, index);
 		xpmem_permit_free(xf, permit);
 	}
 	xa_destroy(&xf->permits);

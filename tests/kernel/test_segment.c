@@ -488,6 +488,32 @@ START_TEST(get_rejects_flags_and_reserved)
 END_TEST
 
 /*
+ * A new permit takes the index in its descriptor's table that a released
+ * one had (apids are dense underneath: see docs/design.md), but never its
+ * apid: the old apid finds nothing.
+ */
+START_TEST(released_apid_finds_nothing_when_its_index_is_reused)
+{
+	xpmem_segid_t segid = make_all(0600);
+	xpmem_apid_t old, cur;
+	struct xpmem_addr addr;
+
+	old = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(old, 0);
+	ck_assert_int_eq(xpmem_release(old), 0);
+	cur = xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(cur, 0);
+	ck_assert_int_ne(cur, old);
+	addr.apid = old;
+	addr.offset = 0;
+	assert_fails(xpmem_attach(addr, 4096, NULL), ENOENT);
+	assert_fails(xpmem_release(old), ENOENT);
+	ck_assert_int_eq(xpmem_release(cur), 0);
+	ck_assert_int_eq(xpmem_remove(segid), 0);
+}
+END_TEST
+
+/*
  * ATTACH refuses a malformed request with EINVAL before it looks the permit
  * up, as every other command does: a caller learns it built the struct
  * wrong, not that its permit is missing. Case 5 is size 0, case 6 an
@@ -662,6 +688,7 @@ int main(void)
 	tcase_add_test(tc, permit_outlives_segment_removal);
 	tcase_add_test(tc, apid_belongs_to_the_process_that_got_it);
 	tcase_add_loop_test(tc, attach_rejects_flags_and_reserved_before_the_permit, 0, 7);
+	tcase_add_test(tc, released_apid_finds_nothing_when_its_index_is_reused);
 	tcase_add_test(tc, another_process_gets_a_0666_segment);
 	tcase_add_test(tc, get_rejects_flags_and_reserved);
 
