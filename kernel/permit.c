@@ -71,7 +71,7 @@ int xpmem_ioc_get(struct xpmem_file *xf, void *data)
 	} while (!upper_32_bits(apid));
 	permit->apid = apid;
 	/* Into a reserved slot: allocates nothing, cannot fail. */
-	xa_store(&xf->permits, index, permit, GFP_KERNEL_ACCOUNT);
+	WARN_ON_ONCE(xa_is_err(xa_store(&xf->permits, index, permit, GFP_KERNEL_ACCOUNT)));
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_ALIVE);
 	xpmem_stat_inc(XPMEM_STAT_PERMITS_GOT);
 	arg->apid = apid;
@@ -116,11 +116,16 @@ int xpmem_ioc_release(struct xpmem_file *xf, void *data)
 		return -ENOENT;		/* another thread released it */
 	/*
 	 * An attach through the permit that mapped after our first look,
-	 * and found the permit still there: see xpmem_ioc_attach().
+	 * and found the permit still there: see xpmem_ioc_attach(). The
+	 * permit is gone now, so the release has happened whatever this
+	 * unmap returns. If it fails (the caller sealed that attachment, or
+	 * a fatal signal), that one attachment stays mapped: a race of the
+	 * caller's own threads, as a sealed ATTACH that fails is
+	 * (docs/security.md).
 	 */
-	ret = xpmem_detach_permit(xf, arg->apid);
+	xpmem_detach_permit(xf, arg->apid);
 	xpmem_permit_free(xf, permit);
-	return ret;
+	return 0;
 }
 
 /* The file is going away: release every permit got through it. */

@@ -243,8 +243,11 @@ static inline unsigned long xpmem_apid_index(u64 apid)
 /* The permit @apid of @xf, or NULL; under xa_lock(&xf->permits). */
 static inline struct xpmem_permit *xpmem_permit_load(struct xpmem_file *xf, u64 apid)
 {
-	struct xpmem_permit *permit = xa_load(&xf->permits, xpmem_apid_index(apid));
+	struct xpmem_permit *permit;
 
+	/* Permits are freed without RCU: only the lock keeps this one. */
+	lockdep_assert_held(&xf->permits.xa_lock);
+	permit = xa_load(&xf->permits, xpmem_apid_index(apid));
 	return permit && permit->apid == apid ? permit : NULL;
 }
 

@@ -218,7 +218,9 @@ struct xpmem_ioc_get {
  *
  * Errors: ENOENT (no such permit on this descriptor), EINVAL, the errors of
  * munmap(2) (ENOMEM, EINTR, EPERM for an attachment sealed with mseal(2):
- * the permit is kept), XPMEM_ERRNO_NOPROC.
+ * the permit is kept), XPMEM_ERRNO_NOPROC. An attachment that another
+ * thread makes through the permit while it is released, and that cannot
+ * be unmapped, stays mapped after the release succeeds.
  */
 struct xpmem_ioc_release {
 	__s64 apid;
