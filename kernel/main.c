@@ -203,9 +203,12 @@ static int __init xpmem_init(void)
 		pr_err("not loading: the page table checker is on (page_table_check=on), and on this kernel (without the fix for CVE-2026-74600) it BUG()s on a writable attachment of anonymous memory\n");
 		return -EOPNOTSUPP;
 	}
-	ret = xpmem_notifier_init();
+	ret = xpmem_segments_init();
 	if (ret)
 		return ret;
+	ret = xpmem_notifier_init();
+	if (ret)
+		goto err_segments;
 	ret = xpmem_fs_init();
 	if (ret) {
 		pr_err("cannot mount the segment filesystem: %d\n", ret);
@@ -226,6 +229,8 @@ err_debugfs:
 	xpmem_fs_exit();
 err_notifier:
 	xpmem_notifier_exit();
+err_segments:
+	xpmem_segments_exit();
 	return ret;
 }
 
@@ -237,6 +242,7 @@ static void __exit xpmem_exit(void)
 	rcu_barrier();
 	xpmem_fs_exit();
 	xpmem_notifier_exit();
+	xpmem_segments_exit();
 }
 
 module_init(xpmem_init);

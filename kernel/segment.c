@@ -4,7 +4,7 @@
  *
  * Locking: xpmem_file.lock (of the owner) serialises making and removing the
  * owner's segments and protects its segments list and seg->owner. The
- * global table xpmem_segments has its own xa_lock, taken inside. Lookups by
+ * global table xpmem_segments has its own bucket locks, taken inside. Lookups by
  * other processes run under RCU only and take a reference with
  * kref_get_unless_zero(); segments are freed after a grace period.
  * Killing a removed segment (zap, notifier removal) happens after
@@ -26,10 +26,32 @@
 #include "xpmem_internal.h"
 
 /*
- * segid -> struct xpmem_segment; holds one reference per entry. Its nodes
- * are charged to the memcg of whoever made the segment that needed them.
+ * segid -> struct xpmem_segment; holds one reference per entry. A hash
+ * table, not an xarray: segids are random 63-bit keys, so that they cannot
+ * be guessed, and an xarray spends a chain of about eight 576-byte nodes on
+ * each sparse key (4.5 KB per segment, measured). The table costs about
+ * 3 bucket pointers per segment at most, twice that during a resize. Its
+ * bucket arrays are not charged to a memcg; the segment, its inode and its
+ * notifier, which they index and which cost far more, are.
  */
-static DEFINE_XARRAY_FLAGS(xpmem_segments, XA_FLAGS_ACCOUNT);
+static struct rhashtable xpmem_segments;
+static const struct rhashtable_params xpmem_segment_params = {
+	.key_len = sizeof(u64),
+	.key_offset = offsetof(struct xpmem_segment, segid),
+	.head_offset = offsetof(struct xpmem_segment, node),
+	.automatic_shrinking = true,
+};
+
+int xpmem_segments_init(void)
+{
+	return rhashtable_init(&xpmem_segments, &xpmem_segment_params);
+}
+
+/* At module exit: every segment is gone (each one holds the module). */
+void xpmem_segments_exit(void)
+{
+	rhashtable_destroy(&xpmem_segments);
+}
 
 static void xpmem_segment_free(struct kref *ref)
 {
@@ -55,7 +77,7 @@ struct xpmem_segment *xpmem_segment_lookup(u64 segid)
 	struct xpmem_segment *seg;
 
 	rcu_read_lock();
-	seg = xa_load(&xpmem_segments, segid);
+	seg = rhashtable_lookup(&xpmem_segments, &segid, xpmem_segment_params);
 	if (seg && !kref_get_unless_zero(&seg->ref))
 		seg = NULL;
 	rcu_read_unlock();
@@ -127,6 +149,31 @@ static int xpmem_segment_insert_notifier(struct xpmem_segment *seg)
 	return ret == -EINTR ? -ERESTARTNOINTR : ret;
 }
 
+/*
+ * Into the table under a fresh random segid. The table refuses a second
+ * entry with one key (-EEXIST: draw again). It says -EBUSY when the insert
+ * needs a table that a resize in progress has not made yet (in practice an
+ * atomic allocation failed): its worker finishes the resize, so draw again
+ * after letting it run.
+ */
+static int xpmem_segment_insert(struct xpmem_segment *seg)
+{
+	int ret;
+
+	for (;;) {
+		seg->segid = xpmem_random_id();
+		ret = rhashtable_lookup_insert_fast(&xpmem_segments, &seg->node,
+						    xpmem_segment_params);
+		if (ret == -EBUSY) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		} else if (ret != -EEXIST) {
+			return ret == -E2BIG ? -ENOSPC : ret;
+		}
+	}
+}
+
 int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 {
 	struct xpmem_ioc_make *arg = data;
@@ -170,9 +217,9 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	if (xf->nr_segments >= xpmem_max_segments)
 		ret = -ENOSPC;
 	else
-		ret = xpmem_xa_insert_random(&xpmem_segments, seg, &segid);
+		ret = xpmem_segment_insert(seg);
 	if (!ret) {
-		seg->segid = segid;
+		segid = seg->segid;
 		list_add(&seg->owner_node, &xf->segments);
 		xf->nr_segments++;
 	}
@@ -195,7 +242,7 @@ out_put:
 static void xpmem_segment_unlink(struct xpmem_segment *seg)
 {
 	lockdep_assert_held(&seg->owner->lock);
-	xa_erase(&xpmem_segments, seg->segid);
+	rhashtable_remove_fast(&xpmem_segments, &seg->node, xpmem_segment_params);
 	list_del(&seg->owner_node);
 	seg->owner->nr_segments--;
 	WRITE_ONCE(seg->owner, NULL);
@@ -230,7 +277,7 @@ int xpmem_ioc_remove(struct xpmem_file *xf, void *data)
 
 	mutex_lock(&xf->lock);
 	rcu_read_lock();
-	seg = xa_load(&xpmem_segments, arg->segid);
+	seg = rhashtable_lookup(&xpmem_segments, &arg->segid, xpmem_segment_params);
 	if (!seg)
 		ret = -ENOENT;
 	else if (READ_ONCE(seg->owner) != xf)

@@ -31,7 +31,8 @@
  *   attacher's mmap_lock -> xpmem_attachment.pt_lock -> xpmem_segment.lock
  *                           (a fault in a window that may be one PMD)
  *   xpmem_files_lock     -> xpmem_file.lock (the debugfs listing only)
- *   xpmem_file.lock      -> xa_lock of xpmem_segments / xpmem_file.permits
+ *   xpmem_file.lock      -> the segment table's bucket locks (rhashtable) /
+ *                           xa_lock of xpmem_file.permits
  *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
@@ -51,6 +52,7 @@
 #include <linux/spinlock.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
+#include <linux/rhashtable.h>
 #include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/types.h>
@@ -91,6 +93,7 @@ extern unsigned int xpmem_max_permits;
 struct xpmem_segment {
 	struct kref ref;
 	u64 segid;
+	struct rhash_head node;		/* in the segment table (segment.c) */
 	struct xpmem_file *owner;	/* NULL once removed */
 	struct list_head owner_node;	/* in owner->segments */
 	unsigned long start;
@@ -169,6 +172,8 @@ struct xpmem_attachment {
 int xpmem_ioc_make(struct xpmem_file *xf, void *data);
 int xpmem_ioc_remove(struct xpmem_file *xf, void *data);
 struct xpmem_segment *xpmem_segment_lookup(u64 segid);
+int xpmem_segments_init(void);
+void xpmem_segments_exit(void);
 void xpmem_segment_put(struct xpmem_segment *seg);
 void xpmem_file_remove_segments(struct xpmem_file *xf);
 int xpmem_segment_permits(struct xpmem_segment *seg, u32 access);
@@ -249,18 +254,6 @@ static inline struct xpmem_permit *xpmem_permit_load(struct xpmem_file *xf, u64 
 	lockdep_assert_held(&xf->permits.xa_lock);
 	permit = xa_load(&xf->permits, xpmem_apid_index(apid));
 	return permit && permit->apid == apid ? permit : NULL;
-}
-
-/* Store @entry in @xa under a fresh random id, returned in @id. */
-static inline int xpmem_xa_insert_random(struct xarray *xa, void *entry, u64 *id)
-{
-	int ret;
-
-	do {
-		*id = xpmem_random_id();
-		ret = xa_insert(xa, *id, entry, GFP_KERNEL_ACCOUNT);
-	} while (ret == -EBUSY);
-	return ret;
 }
 
 /* debugfs.c: counters of objects alive, for tests and xpmem-stat. */

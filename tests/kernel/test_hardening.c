@@ -681,6 +681,24 @@ START_TEST(permits_cost_little_kernel_memory)
 }
 END_TEST
 
+/*
+ * What a segment costs in xarray nodes: nothing now, the segment table is a
+ * hash table. Random segids in an xarray cost about 4.5 KB each.
+ */
+START_TEST(segments_cost_no_xarray_nodes)
+{
+	enum { N = 4096 };
+	long before, per_segment;
+
+	before = slab_bytes("radix_tree_node");
+	for (int i = 0; i < N; i++)
+		ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
+	per_segment = (slab_bytes("radix_tree_node") - before) / N;
+	ck_assert_msg(per_segment < 256, "%d segments took %ld bytes of xarray nodes each", N,
+		      per_segment);
+}
+END_TEST
+
 START_TEST(limits_give_enospc)
 {
 	const char *pp = "/sys/module/xpmem/parameters/max_permits";
@@ -1151,10 +1169,12 @@ int main(void)
 		tcase_add_test(tc, permits_are_charged_to_the_memcg_and_bounded);
 		tcase_add_test(tc, limits_give_enospc);
 		tcase_add_test(tc, permits_cost_little_kernel_memory);
+		tcase_add_test(tc, segments_cost_no_xarray_nodes);
 	} else {
 		xtest_skip("permits_are_charged_to_the_memcg_and_bounded", "needs root (a memory cgroup)");
 		xtest_skip("limits_give_enospc", "needs root (module parameters)");
 		xtest_skip("permits_cost_little_kernel_memory", "needs root (/proc/slabinfo)");
+		xtest_skip("segments_cost_no_xarray_nodes", "needs root (/proc/slabinfo)");
 	}
 	tc = xtest_tcase(s, "d8_lock_order");
 	tcase_add_test(tc, futex_on_mutual_attachments_under_churn);
