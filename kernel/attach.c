@@ -584,7 +584,7 @@ static bool xpmem_pfn_usable(unsigned long hpfn, bool write)
 
 /* What a fault tells XPMEM_ATTACH_POPULATE besides its result. */
 struct xpmem_populate_step {
-	unsigned long mapped_end;	/* the end of the window mapped */
+	unsigned long mapped_end;	/* the end of the window mapped, or of the gap skipped */
 	bool faulted_in;		/* faulted in without the lock (RETRY) */
 	int err;			/* and what that fault-in returned */
 };
@@ -1151,9 +1151,16 @@ static vm_fault_t xpmem_populate_one(struct xpmem_attachment *att, unsigned long
 	if (mmap_read_lock_killable(mm))
 		return VM_FAULT_SIGBUS;
 again:
-	vma = vma_lookup(mm, addr);
-	if (!vma || vma->vm_ops != &xpmem_vm_ops || vma->vm_private_data != att) {
-		/* Unmapped under us by another thread: nothing to populate. */
+	vma = find_vma(mm, addr);
+	if (!vma || vma->vm_start > addr || vma->vm_ops != &xpmem_vm_ops ||
+	    vma->vm_private_data != att) {
+		/*
+		 * Unmapped or replaced under us by another thread: nothing to
+		 * populate here. Go on at the next mapping, which may be a
+		 * piece of ours, rather than page by page through the gap.
+		 */
+		step->mapped_end = !vma ? ULONG_MAX :
+				   vma->vm_start > addr ? vma->vm_start : vma->vm_end;
 		mmap_read_unlock(mm);
 		return VM_FAULT_NOPAGE;
 	}
@@ -1224,6 +1231,11 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 	vm_fault_t ret;
 
 	while (addr < end) {
+		/*
+		 * The range may be terabytes: offer the CPU on kernels that do
+		 * not preempt kernel code (preempt=none).
+		 */
+		cond_resched();
 		if (fatal_signal_pending(current))
 			return -EINTR;
 		if (READ_ONCE(att->seg->dead))
@@ -1248,6 +1260,7 @@ static int xpmem_populate(struct xpmem_attachment *att, unsigned long start,
 		}
 		win_end = min(end, ALIGN_DOWN(addr, XPMEM_FAULT_WINDOW) + XPMEM_FAULT_WINDOW);
 		for (; addr < win_end; addr += PAGE_SIZE) {
+			cond_resched();
 			if (fatal_signal_pending(current))
 				return -EINTR;
 			if (READ_ONCE(att->seg->dead))

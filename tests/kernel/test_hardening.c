@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1132,6 +1133,189 @@ START_TEST(attachments_are_never_executable)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Defect 13: XPMEM_ATTACH_POPULATE never offered the CPU. Over holes it
+ * goes page by page, and it went on page by page through whatever another
+ * thread unmapped under it. On a kernel that does not preempt kernel code
+ * (preempt=none, as many HPC kernels run), any user held a CPU for as long
+ * as the range lasted, and everything else queued on that CPU waited.
+ */
+
+#define PREEMPT_CTL "/sys/kernel/debug/sched/preempt"
+
+/* The preemption mode before the tests, restored after them (by Check's parent). */
+static char saved_preempt[32];
+
+/* The current mode is the one in parentheses: "none (voluntary) full". */
+static bool read_preempt_mode(char *mode, size_t size)
+{
+	char line[128], *open, *close;
+	FILE *f = fopen(PREEMPT_CTL, "r");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fgets(line, sizeof(line), f) && (open = strchr(line, '(')) &&
+	     (close = strchr(open, ')')) && (size_t)(close - open - 1) < size;
+	fclose(f);
+	if (ok)
+		snprintf(mode, size, "%.*s", (int)(close - open - 1), open + 1);
+	return ok;
+}
+
+static bool can_run_without_preemption(void)
+{
+	char line[128] = "";
+	FILE *f;
+
+	if (geteuid() != 0 || !(f = fopen(PREEMPT_CTL, "r")))
+		return false;
+	(void)!fgets(line, sizeof(line), f);
+	fclose(f);
+	return strstr(line, "none") != NULL;
+}
+
+static void preempt_save(void)
+{
+	if (!read_preempt_mode(saved_preempt, sizeof(saved_preempt)))
+		saved_preempt[0] = '\0';
+}
+
+static void preempt_restore(void)
+{
+	if (saved_preempt[0])
+		(void)!xtest_write_file(PREEMPT_CTL, saved_preempt);
+}
+
+/* This thread, and the threads it makes from now on, run on CPU 0 only. */
+static void pin_to_cpu0(void)
+{
+	cpu_set_t cpu0;
+
+	CPU_ZERO(&cpu0);
+	CPU_SET(0, &cpu0);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(cpu0), &cpu0), 0);
+}
+
+/* Spins, and records the longest time it did not get the CPU. */
+struct sampler {
+	atomic_int stop;
+	double longest_wait;
+};
+
+static void *sample_cpu(void *arg)
+{
+	struct sampler *s = arg;
+	double last = now_s(), t;
+
+	while (!atomic_load(&s->stop)) {
+		t = now_s();
+		if (t - last > s->longest_wait)
+			s->longest_wait = t - last;
+		last = t;
+	}
+	return NULL;
+}
+
+/* A segment of the whole address space, and a permit to it. */
+static struct xpmem_addr hole_source(size_t len, xpmem_segid_t *segid)
+{
+	void *hole = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct xpmem_addr addr;
+
+	ck_assert(hole != MAP_FAILED);
+	ck_assert_int_eq(munmap(hole, len), 0);
+	*segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert_int_gt(*segid, 0);
+	addr.apid = xpmem_get(*segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)hole;
+	return addr;
+}
+
+/*
+ * Populating 1 GiB of holes, without kernel preemption, while another
+ * thread of ours wants the same CPU: that thread must get it within a
+ * fraction of the time populating takes. Before the fix it waited for all
+ * of it.
+ */
+START_TEST(populate_over_holes_gives_up_the_cpu)
+{
+	const size_t len = 1UL << 30;
+	struct sampler s = { .longest_wait = 0 };
+	xpmem_segid_t segid;
+	struct xpmem_addr addr = hole_source(len, &segid);
+	pthread_t thread;
+	double t0, took;
+	void *a;
+
+	ck_assert_int_eq(xtest_write_file(PREEMPT_CTL, "none"), 0);
+	pin_to_cpu0();
+	ck_assert_int_eq(pthread_create(&thread, NULL, sample_cpu, &s), 0);
+	usleep(50000);
+	t0 = now_s();
+	a = xpmem_ext_attach(addr, len, NULL, XPMEM_ATTACH_POPULATE);
+	took = now_s() - t0;
+	atomic_store(&s.stop, 1);
+	pthread_join(thread, NULL);
+	ck_assert(a != (void *)-1);
+	ck_assert_int_eq(xpmem_detach(a), 0);
+	ck_assert_int_eq(xpmem_remove(segid), 0);
+	ck_assert_msg(took >= 0.5, "populating 1 GiB of holes took only %.2f s: too short to tell", took);
+	ck_assert_msg(s.longest_wait < took / 4,
+		      "a thread on the same CPU waited %.2f s of the %.2f s populating took",
+		      s.longest_wait, took);
+}
+END_TEST
+
+struct unmapper {
+	void *at;
+	size_t len;
+	double unmapped_at;
+};
+
+static void *unmap_soon(void *arg)
+{
+	struct unmapper *u = arg;
+
+	usleep(300000);
+	u->unmapped_at = now_s();
+	(void)!munmap(u->at, u->len);
+	return NULL;
+}
+
+/*
+ * Another thread unmaps the 64 GiB attachment that ATTACH is populating (it
+ * knows the address: ATTACH was given it). Populating stops there, rather
+ * than going on through the rest of the range page by page.
+ */
+START_TEST(populate_stops_where_the_attachment_is_unmapped)
+{
+	const size_t len = 64UL << 30;
+	xpmem_segid_t segid;
+	struct xpmem_addr addr = hole_source(len, &segid);
+	struct unmapper u = { .len = len };
+	pthread_t thread;
+	double t0, done;
+	void *a;
+
+	u.at = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(u.at != MAP_FAILED);
+	ck_assert_int_eq(pthread_create(&thread, NULL, unmap_soon, &u), 0);
+	t0 = now_s();
+	a = xpmem_ext_attach(addr, len, u.at, XPMEM_ATTACH_POPULATE);
+	done = now_s();
+	pthread_join(thread, NULL);
+	ck_assert_int_eq(xpmem_remove(segid), 0);
+	ck_assert(a == u.at);
+	ck_assert_msg(done > u.unmapped_at, "populating finished in %.2f s, before the unmap",
+		      done - t0);
+	ck_assert_msg(done - u.unmapped_at < 0.25,
+		      "populating went on for %.2f s after its attachment was unmapped",
+		      done - u.unmapped_at);
+}
+END_TEST
+
 /*
  * One test case per defect, named after it, so that
  * CK_RUN_CASE=<name> runs one alone (a defect that hangs the driver before
@@ -1192,5 +1376,17 @@ int main(void)
 				       "this kernel cannot mount ext4 from a loop device");
 	tc = xtest_tcase(s, "d12_exec");
 	tcase_add_test(tc, attachments_are_never_executable);
+	tc = xtest_tcase(s, "d13_populate_yields");
+	/* Before the fix, populating went on through 64 GiB page by page. */
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, populate_stops_where_the_attachment_is_unmapped);
+	if (can_run_without_preemption()) {
+		tcase_add_unchecked_fixture(tc, preempt_save, preempt_restore);
+		tcase_add_test(tc, populate_over_holes_gives_up_the_cpu);
+	} else {
+		xtest_skip("populate_over_holes_gives_up_the_cpu",
+			   geteuid() ? "needs root (" PREEMPT_CTL ")" :
+				       "this kernel cannot turn kernel preemption off (no PREEMPT_DYNAMIC)");
+	}
 	return xtest_main("hardening", s, XTEST_NEEDS_DEVICE);
 }
