@@ -85,7 +85,8 @@ int xpmem_init(void);
  * xpmem_remove(), or until this process closes the device or exits.
  * Returns a positive segid, or -1 with errno: EINVAL (alignment, size,
  * permit type, mode bits outside 0777), ENOSPC (this process already has
- * the driver's maximum of segments, module parameter max_segments), ENOMEM,
+ * the driver's maximum of segments, module parameter max_segments, or of
+ * segments over one page of the range, max_overlap), ENOMEM,
  * or as for xpmem_version().
  */
 xpmem_segid_t xpmem_make(void *vaddr, size_t size, int permit_type, void *permit_value);

@@ -9,6 +9,8 @@
  * kref_get_unless_zero(); segments are freed after a grace period.
  * Killing a removed segment (zap, notifier removal) happens after
  * xpmem_file.lock is dropped; it takes seg->lock only to set @dead.
+ * xpmem_exporters_lock (mutex) counts segments per exporter mm; nothing is
+ * taken inside it but an allocation, and it is taken under no other lock.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -16,6 +18,7 @@
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/file.h>
+#include <linux/hashtable.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -42,6 +45,35 @@ static const struct rhashtable_params xpmem_segment_params = {
 	.automatic_shrinking = true,
 };
 
+/*
+ * The segments of each exporter mm, over all of its descriptors. Each
+ * segment's interval notifier is called for every invalidation of the part
+ * of the mm it covers, whoever invalidates: reclaim on behalf of any
+ * process, compaction, migration. And reclaim invalidates a page once per
+ * VMA that maps it, and our zap invalidates an attacher's mm once per
+ * attachment VMA it zaps (the attacher's own segments over that VMA then
+ * return at once, but each is called). So what matters is how many
+ * segments of one mm cover one page: that multiplies the kernel's own
+ * per-mapping work. Segments may overlap, and with a bound per descriptor
+ * only, a process that opened many descriptors could make it what it liked:
+ * 131072 segments over a page made one MADV_DONTNEED of it take 77 ms in a
+ * TCG guest, and 1024 attachments of a page by a process with 1024
+ * segments of its own address space made it take seconds. So, per mm:
+ * at most xpmem_max_segments segments, and at most xpmem_max_overlap of
+ * them over any one page (MPI stacks make one segment of the whole address
+ * space per process, each).
+ */
+struct xpmem_exporter {
+	struct hlist_node node;		/* in xpmem_exporters */
+	/* Not a reference: each of the segments counted holds one (mmgrab). */
+	struct mm_struct *mm;
+	unsigned int nr_segments;	/* in @spans */
+	struct rb_root_cached spans;	/* xpmem_segment.span of each */
+};
+
+static DEFINE_HASHTABLE(xpmem_exporters, 6);
+static DEFINE_MUTEX(xpmem_exporters_lock);
+
 int xpmem_segments_init(void)
 {
 	return rhashtable_init(&xpmem_segments, &xpmem_segment_params);
@@ -50,6 +82,7 @@ int xpmem_segments_init(void)
 /* At module exit: every segment is gone (each one holds the module). */
 void xpmem_segments_exit(void)
 {
+	WARN_ON(!hash_empty(xpmem_exporters));
 	rhashtable_destroy(&xpmem_segments);
 }
 
@@ -101,6 +134,109 @@ int xpmem_segment_permits(struct xpmem_segment *seg, u32 access)
 	if ((requested & ~granted & 07) && !ns_capable(seg->user_ns, CAP_IPC_OWNER))
 		return -EACCES;
 	return 0;
+}
+
+static struct xpmem_exporter *xpmem_exporter_find(struct mm_struct *mm)
+{
+	struct xpmem_exporter *e;
+
+	lockdep_assert_held(&xpmem_exporters_lock);
+	hash_for_each_possible(xpmem_exporters, e, node, (unsigned long)mm)
+		if (e->mm == mm)
+			return e;
+	return NULL;
+}
+
+/* How many segments of @e cover @addr, counted up to @limit. */
+static unsigned int xpmem_exporter_depth(struct xpmem_exporter *e, unsigned long addr,
+					 unsigned int limit)
+{
+	struct interval_tree_node *n;
+	unsigned int depth = 0;
+
+	for (n = interval_tree_iter_first(&e->spans, addr, addr); n && depth < limit;
+	     n = interval_tree_iter_next(n, addr, addr))
+		depth++;
+	return depth;
+}
+
+/*
+ * Would @limit segments of @e cover some page of [@start, @last] already?
+ * The most are over @start or over the first page of one of them.
+ */
+static bool xpmem_exporter_crowded(struct xpmem_exporter *e, unsigned long start,
+				   unsigned long last, unsigned int limit)
+{
+	struct interval_tree_node *n;
+
+	if (xpmem_exporter_depth(e, start, limit) >= limit)
+		return true;
+	for (n = interval_tree_iter_first(&e->spans, start, last); n;
+	     n = interval_tree_iter_next(n, start, last)) {
+		if (n->start > start && xpmem_exporter_depth(e, n->start, limit) >= limit)
+			return true;
+		cond_resched();
+	}
+	return false;
+}
+
+/*
+ * Count @seg among its mm's segments (the caller holds the mm: mmgrab), or
+ * -ENOSPC if the mm has xpmem_max_segments already, or xpmem_max_overlap
+ * over some page of @seg.
+ */
+static int xpmem_exporter_charge(struct xpmem_segment *seg)
+{
+	/* Allocated outside the lock: reclaim may wait long in a small memcg. */
+	struct xpmem_exporter *e, *spare = kzalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	int ret = 0;
+
+	seg->span.start = seg->start;
+	seg->span.last = seg->start + seg->size - 1;
+	mutex_lock(&xpmem_exporters_lock);
+	e = xpmem_exporter_find(seg->mm);
+	if (!e && spare) {
+		e = spare;
+		spare = NULL;
+		e->mm = seg->mm;
+		e->spans = RB_ROOT_CACHED;
+		hash_add(xpmem_exporters, &e->node, (unsigned long)e->mm);
+	}
+	if (!e) {
+		ret = -ENOMEM;
+	} else if (e->nr_segments >= READ_ONCE(xpmem_max_segments) ||
+		   xpmem_exporter_crowded(e, seg->span.start, seg->span.last,
+					  READ_ONCE(xpmem_max_overlap))) {
+		ret = -ENOSPC;
+	} else {
+		interval_tree_insert(&seg->span, &e->spans);
+		e->nr_segments++;
+	}
+	if (e && !e->nr_segments) {
+		hash_del(&e->node);
+		kfree(e);
+	}
+	mutex_unlock(&xpmem_exporters_lock);
+	kfree(spare);
+	return ret;
+}
+
+/* @seg, counted by xpmem_exporter_charge(), no longer follows its mm. */
+static void xpmem_exporter_uncharge(struct xpmem_segment *seg)
+{
+	struct xpmem_exporter *e;
+
+	mutex_lock(&xpmem_exporters_lock);
+	e = xpmem_exporter_find(seg->mm);
+	if (!WARN_ON_ONCE(!e || !e->nr_segments)) {
+		interval_tree_remove(&seg->span, &e->spans);
+		e->nr_segments--;
+		if (!e->nr_segments) {
+			hash_del(&e->node);
+			kfree(e);
+		}
+	}
+	mutex_unlock(&xpmem_exporters_lock);
 }
 
 /* Validate a make request; on success *sizep is the (clamped) size. */
@@ -184,9 +320,6 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	ret = xpmem_make_check(arg, &size);
 	if (ret)
 		return ret;
-	/* A cheap early refusal; the count is settled under xf->lock below. */
-	if (READ_ONCE(xf->nr_segments) >= xpmem_max_segments)
-		return -ENOSPC;
 
 	seg = kzalloc(sizeof(*seg), GFP_KERNEL_ACCOUNT);
 	if (!seg)
@@ -206,18 +339,19 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 	seg->attached = RB_ROOT_CACHED;
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_ALIVE);
 
+	/* Our descriptor's mm is current's (main.c). */
+	ret = xpmem_exporter_charge(seg);
+	if (ret)
+		goto out_put;
 	ret = xpmem_segment_inode(seg);
 	if (ret)
-		goto out_put;
+		goto out_uncharge;
 	ret = xpmem_segment_insert_notifier(seg);
 	if (ret)
-		goto out_put;
+		goto out_uncharge;
 
 	mutex_lock(&xf->lock);
-	if (xf->nr_segments >= xpmem_max_segments)
-		ret = -ENOSPC;
-	else
-		ret = xpmem_segment_insert(seg);
+	ret = xpmem_segment_insert(seg);
 	if (!ret) {
 		segid = seg->segid;
 		list_add(&seg->owner_node, &xf->segments);
@@ -227,12 +361,14 @@ int xpmem_ioc_make(struct xpmem_file *xf, void *data)
 
 	if (ret) {
 		mmu_interval_notifier_remove(&seg->notifier);
-		goto out_put;
+		goto out_uncharge;
 	}
 	xpmem_stat_inc(XPMEM_STAT_SEGMENTS_MADE);
 	arg->segid = segid;
 	return 0;
 
+out_uncharge:
+	xpmem_exporter_uncharge(seg);
 out_put:
 	xpmem_segment_put(seg);
 	return ret;
@@ -261,6 +397,7 @@ static void xpmem_segment_kill(struct xpmem_segment *seg)
 	/* A fault that checked @dead before we set it installed before this. */
 	xpmem_segment_zap(seg, 0, seg->size);
 	mmu_interval_notifier_remove(&seg->notifier);
+	xpmem_exporter_uncharge(seg);
 	xpmem_segment_put(seg);
 }
 

@@ -5,8 +5,10 @@
  * Objects and lifetimes:
  *  - struct xpmem_file: one per open of /dev/xpmem, bound to the opener's
  *    mm. Freed when the file is released. It owns the segments made and the
- *    permits got through it, at most xpmem_max_segments and
- *    xpmem_max_permits of each (module parameters; ENOSPC beyond).
+ *    permits got through it: at most xpmem_max_permits permits, and at
+ *    most xpmem_max_segments segments for its whole mm, over all of the
+ *    mm's descriptors (module parameters; ENOSPC beyond; segment.c says
+ *    why per mm).
  *    Everything a user can make us allocate is charged to the user's memcg
  *    (GFP_KERNEL_ACCOUNT, XA_FLAGS_ACCOUNT; the pseudo files, dentries and
  *    inodes come from accounted caches).
@@ -33,6 +35,8 @@
  *   xpmem_files_lock     -> xpmem_file.lock (the debugfs listing only)
  *   xpmem_file.lock      -> the segment table's bucket locks (rhashtable) /
  *                           xa_lock of xpmem_file.permits
+ *   xpmem_exporters_lock (segment.c): taken under no other lock, and
+ *                           nothing inside it but an allocation
  *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
@@ -86,8 +90,9 @@ struct xpmem_file {
 extern struct list_head xpmem_files;
 extern struct mutex xpmem_files_lock;
 
-/* main.c: module parameters, the bounds of one xpmem_file. */
+/* main.c: module parameters: segments per mm, permits per xpmem_file. */
 extern unsigned int xpmem_max_segments;
+extern unsigned int xpmem_max_overlap;
 extern unsigned int xpmem_max_permits;
 
 struct xpmem_segment {
@@ -104,6 +109,8 @@ struct xpmem_segment {
 	 */
 	bool whole;
 	struct mm_struct *mm;		/* the exporter's; mmgrab()ed */
+	/* In its exporter's tree of segments, while counted (segment.c). */
+	struct interval_tree_node span;
 	/* Follows the exporter's page tables over [start, start + size). */
 	struct mmu_interval_notifier notifier;
 	/*

@@ -137,8 +137,9 @@ struct xpmem_ioc_info {
  *
  * Errors: EINVAL (alignment, zero size, vaddr + size beyond task_size or
  * overflowing, unknown permit_type, mode bits outside 0777, flags or
- * reserved non-zero), ENOSPC (the descriptor already has max_segments
- * segments, a module parameter, 65536 by default), ENOMEM,
+ * reserved non-zero), ENOSPC (the calling process already has max_segments
+ * segments, over all its descriptors, or max_overlap over some page of the
+ * range: module parameters, 65536 and 16 by default), ENOMEM,
  * XPMEM_ERRNO_NOPROC. The segment's memory is charged to the caller's
  * memory cgroup.
  */

@@ -80,11 +80,16 @@ END_TEST
 START_TEST(make_ids_are_positive_distinct_and_spread)
 {
 	enum { N = 64 };
+	long page = page_size();
+	char *buf = mmap(NULL, N * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	xpmem_segid_t ids[N];
 	int high = 0;
 
+	/* A page each: more than max_overlap (16) of one page are refused. */
+	ck_assert(buf != MAP_FAILED);
 	for (int i = 0; i < N; i++) {
-		ids[i] = make_all(0600);
+		ids[i] = xpmem_make(buf + i * page, page, XPMEM_PERMIT_MODE, MODE(0600));
+		ck_assert_msg(ids[i] > 0, "xpmem_make: %s", strerror(errno));
 		high += ids[i] > (INT64_C(1) << 40);
 		for (int j = 0; j < i; j++)
 			ck_assert(ids[i] != ids[j]);
