@@ -442,6 +442,9 @@ void xpmem_file_remove_segments(struct xpmem_file *xf)
 	}
 	mutex_unlock(&xf->lock);
 
-	list_for_each_entry_safe(seg, next, &dying, owner_node)
+	/* max_segments of them: offer the CPU (preempt=none kernels). */
+	list_for_each_entry_safe(seg, next, &dying, owner_node) {
 		xpmem_segment_kill(seg);
+		cond_resched();
+	}
 }

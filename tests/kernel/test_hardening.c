@@ -1424,6 +1424,50 @@ START_TEST(populate_over_holes_gives_up_the_cpu)
 }
 END_TEST
 
+static void do_detach(void *arg)
+{
+	ck_assert_int_eq(xpmem_detach(arg), 0);
+}
+
+/*
+ * DETACH unmaps an attachment piece by piece, one vm_munmap() each, and its
+ * caller may have split it into vm.max_map_count pieces.
+ */
+START_TEST(detach_of_many_pieces_gives_up_the_cpu)
+{
+	enum { PIECES = 16384 };
+	unsigned char *buf = map_anon(PIECES * PAGE), *a;
+	double took, waited;
+
+	a = attach_self(buf, PIECES * PAGE);
+	/* Every other page read-only: that many VMAs, none faulted in. */
+	for (int i = 1; i < PIECES; i += 2)
+		ck_assert_int_eq(mprotect(a + i * PAGE, PAGE, PROT_READ), 0);
+	took = time_beside_a_spinner(do_detach, a, &waited);
+	assert_cpu_offered("detaching 16384 pieces", took, waited);
+}
+END_TEST
+
+static void do_close(void *arg)
+{
+	ck_assert_int_eq(close(*(int *)arg), 0);
+}
+
+/* Closing a descriptor removes each of its segments, up to max_segments. */
+START_TEST(closing_many_segments_gives_up_the_cpu)
+{
+	enum { N = 65536 };
+	unsigned char *buf = map_anon(N * PAGE);
+	int fd = open(XPMEM_DEV_PATH, O_RDWR);
+	double took, waited;
+
+	ck_assert_int_ge(fd, 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_gt(make_range_on(fd, buf + i * PAGE, PAGE), 0);
+	took = time_beside_a_spinner(do_close, &fd, &waited);
+	assert_cpu_offered("closing a descriptor of 65536 segments", took, waited);
+}
+END_TEST
 
 struct unmapper {
 	void *at;
@@ -1544,11 +1588,15 @@ int main(void)
 	if (can_run_without_preemption()) {
 		tcase_add_unchecked_fixture(tc, preempt_save, preempt_restore);
 		tcase_add_test(tc, populate_over_holes_gives_up_the_cpu);
+		tcase_add_test(tc, detach_of_many_pieces_gives_up_the_cpu);
+		tcase_add_test(tc, closing_many_segments_gives_up_the_cpu);
 	} else {
 		const char *why = geteuid() ? "needs root (" PREEMPT_CTL ")" :
 			"this kernel cannot turn kernel preemption off (no PREEMPT_DYNAMIC)";
 
 		xtest_skip("populate_over_holes_gives_up_the_cpu", why);
+		xtest_skip("detach_of_many_pieces_gives_up_the_cpu", why);
+		xtest_skip("closing_many_segments_gives_up_the_cpu", why);
 	}
 	return xtest_main("hardening", s, XTEST_NEEDS_DEVICE);
 }
