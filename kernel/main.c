@@ -28,14 +28,14 @@
  * invalidation of what it covers (segment.c); permits per descriptor. The
  * device is 0666: these, the descriptor limit and the memcg that pays for
  * every object keep one user from filling the kernel's memory or slowing
- * everyone's reclaim. MPI stacks make one segment per process and get one
- * permit per peer.
+ * everyone's reclaim. MPI libraries make one segment per process each and
+ * get one permit per peer.
  */
 unsigned int xpmem_max_segments = 65536;
 module_param_named(max_segments, xpmem_max_segments, uint, 0644);
 MODULE_PARM_DESC(max_segments, "segments one process may export at once, over all its descriptors (ENOSPC beyond)");
 
-unsigned int xpmem_max_overlap = 16;
+unsigned int xpmem_max_overlap = 64;
 module_param_named(max_overlap, xpmem_max_overlap, uint, 0644);
 MODULE_PARM_DESC(max_overlap, "segments of one process that may cover any one page (ENOSPC beyond)");
 

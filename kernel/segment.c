@@ -9,8 +9,9 @@
  * kref_get_unless_zero(); segments are freed after a grace period.
  * Killing a removed segment (zap, notifier removal) happens after
  * xpmem_file.lock is dropped; it takes seg->lock only to set @dead.
- * xpmem_exporters_lock (mutex) counts segments per exporter mm; nothing is
- * taken inside it but an allocation, and it is taken under no other lock.
+ * xpmem_exporters_lock (mutex) guards the table of exporter mms and their
+ * users; xpmem_exporter.lock, each mm's segment count and spans. Neither
+ * is taken under any other driver lock, nor one under the other.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -57,21 +58,30 @@ static const struct rhashtable_params xpmem_segment_params = {
  * per-mapping work. Segments may overlap, and with a bound per descriptor
  * only, a process that opened many descriptors could make it what it liked:
  * 131072 segments over a page made one MADV_DONTNEED of it take 77 ms in a
- * TCG guest, and 1024 attachments of a page by a process with 1024
- * segments of its own address space made it take seconds. So, per mm:
+ * TCG guest, and 8192 attachments of a page by a process with 256
+ * segments of its own address space made it take 1.3 s. So, per mm:
  * at most xpmem_max_segments segments, and at most xpmem_max_overlap of
- * them over any one page (MPI stacks make one segment of the whole address
- * space per process, each).
+ * them over any one page (MPI libraries make one segment of the whole
+ * address space each; Open MPI's coll/acoll one per communicator).
  */
 struct xpmem_exporter {
 	struct hlist_node node;		/* in xpmem_exporters */
-	/* Not a reference: each of the segments counted holds one (mmgrab). */
+	/* Not a reference: each user holds one (the segment's mmgrab). */
 	struct mm_struct *mm;
-	unsigned int nr_segments;	/* in @spans */
-	struct rb_root_cached spans;	/* xpmem_segment.span of each */
+	/* Segments counted, and charges under way; under xpmem_exporters_lock. */
+	unsigned int users;
+	/*
+	 * Our own lock, not the global one: the overlap check walks up to
+	 * max_segments spans, and only this mm's own MAKEs and deaths may
+	 * wait for that.
+	 */
+	struct mutex lock;
+	unsigned int nr_segments;	/* in @spans, under @lock */
+	struct rb_root_cached spans;	/* xpmem_segment.span of each, under @lock */
 };
 
-static DEFINE_HASHTABLE(xpmem_exporters, 6);
+/* mm -> its struct xpmem_exporter; the lock is held only to find, add, drop. */
+static DEFINE_HASHTABLE(xpmem_exporters, 8);
 static DEFINE_MUTEX(xpmem_exporters_lock);
 
 int xpmem_segments_init(void)
@@ -180,6 +190,40 @@ static bool xpmem_exporter_crowded(struct xpmem_exporter *e, unsigned long start
 	return false;
 }
 
+/* @mm's exporter, made if need be, with a user added; NULL without memory. */
+static struct xpmem_exporter *xpmem_exporter_get(struct mm_struct *mm)
+{
+	/* Allocated outside the lock: reclaim may wait long in a small memcg. */
+	struct xpmem_exporter *e, *spare = kzalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+
+	mutex_lock(&xpmem_exporters_lock);
+	e = xpmem_exporter_find(mm);
+	if (!e && spare) {
+		e = spare;
+		spare = NULL;
+		e->mm = mm;
+		mutex_init(&e->lock);
+		e->spans = RB_ROOT_CACHED;
+		hash_add(xpmem_exporters, &e->node, (unsigned long)mm);
+	}
+	if (e)
+		e->users++;
+	mutex_unlock(&xpmem_exporters_lock);
+	kfree(spare);
+	return e;
+}
+
+static void xpmem_exporter_put(struct xpmem_exporter *e)
+{
+	mutex_lock(&xpmem_exporters_lock);
+	if (!--e->users) {
+		hash_del(&e->node);
+		mutex_destroy(&e->lock);
+		kfree(e);
+	}
+	mutex_unlock(&xpmem_exporters_lock);
+}
+
 /*
  * Count @seg among its mm's segments (the caller holds the mm: mmgrab), or
  * -ENOSPC if the mm has xpmem_max_segments already, or xpmem_max_overlap
@@ -187,56 +231,43 @@ static bool xpmem_exporter_crowded(struct xpmem_exporter *e, unsigned long start
  */
 static int xpmem_exporter_charge(struct xpmem_segment *seg)
 {
-	/* Allocated outside the lock: reclaim may wait long in a small memcg. */
-	struct xpmem_exporter *e, *spare = kzalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	struct xpmem_exporter *e = xpmem_exporter_get(seg->mm);
 	int ret = 0;
 
+	if (!e)
+		return -ENOMEM;
 	seg->span.start = seg->start;
 	seg->span.last = seg->start + seg->size - 1;
-	mutex_lock(&xpmem_exporters_lock);
-	e = xpmem_exporter_find(seg->mm);
-	if (!e && spare) {
-		e = spare;
-		spare = NULL;
-		e->mm = seg->mm;
-		e->spans = RB_ROOT_CACHED;
-		hash_add(xpmem_exporters, &e->node, (unsigned long)e->mm);
-	}
-	if (!e) {
-		ret = -ENOMEM;
-	} else if (e->nr_segments >= READ_ONCE(xpmem_max_segments) ||
-		   xpmem_exporter_crowded(e, seg->span.start, seg->span.last,
-					  READ_ONCE(xpmem_max_overlap))) {
-		ret = -ENOSPC;
+	if (mutex_lock_killable(&e->lock)) {
+		ret = -EINTR;
 	} else {
-		interval_tree_insert(&seg->span, &e->spans);
-		e->nr_segments++;
+		if (e->nr_segments >= READ_ONCE(xpmem_max_segments) ||
+		    xpmem_exporter_crowded(e, seg->span.start, seg->span.last,
+					   READ_ONCE(xpmem_max_overlap))) {
+			ret = -ENOSPC;
+		} else {
+			interval_tree_insert(&seg->span, &e->spans);
+			e->nr_segments++;
+		}
+		mutex_unlock(&e->lock);
 	}
-	if (e && !e->nr_segments) {
-		hash_del(&e->node);
-		kfree(e);
-	}
-	mutex_unlock(&xpmem_exporters_lock);
-	kfree(spare);
+	if (ret)
+		xpmem_exporter_put(e);
+	else
+		seg->exporter = e;
 	return ret;
 }
 
 /* @seg, counted by xpmem_exporter_charge(), no longer follows its mm. */
 static void xpmem_exporter_uncharge(struct xpmem_segment *seg)
 {
-	struct xpmem_exporter *e;
+	struct xpmem_exporter *e = seg->exporter;
 
-	mutex_lock(&xpmem_exporters_lock);
-	e = xpmem_exporter_find(seg->mm);
-	if (!WARN_ON_ONCE(!e || !e->nr_segments)) {
-		interval_tree_remove(&seg->span, &e->spans);
-		e->nr_segments--;
-		if (!e->nr_segments) {
-			hash_del(&e->node);
-			kfree(e);
-		}
-	}
-	mutex_unlock(&xpmem_exporters_lock);
+	mutex_lock(&e->lock);
+	interval_tree_remove(&seg->span, &e->spans);
+	e->nr_segments--;
+	mutex_unlock(&e->lock);
+	xpmem_exporter_put(e);
 }
 
 /* Validate a make request; on success *sizep is the (clamped) size. */

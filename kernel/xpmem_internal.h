@@ -35,8 +35,9 @@
  *   xpmem_files_lock     -> xpmem_file.lock (the debugfs listing only)
  *   xpmem_file.lock      -> the segment table's bucket locks (rhashtable) /
  *                           xa_lock of xpmem_file.permits
- *   xpmem_exporters_lock (segment.c): taken under no other lock, and
- *                           nothing inside it but an allocation
+ *   xpmem_exporters_lock, xpmem_exporter.lock (segment.c): each taken
+ *                           under no other driver lock, nor one under
+ *                           the other
  *   xpmem_zappers_lock (spinlock): innermost, nothing is taken inside it
  * xpmem_segment.lock is never held while allocating memory, taking an
  * mmap_lock or zapping (the invalidate callback can run from reclaim), and
@@ -72,6 +73,7 @@
 
 struct mm_struct;
 struct user_namespace;
+struct xpmem_exporter;
 
 struct xpmem_file {
 	struct mm_struct *mm;		/* the opener's; mmgrab()ed */
@@ -109,7 +111,8 @@ struct xpmem_segment {
 	 */
 	bool whole;
 	struct mm_struct *mm;		/* the exporter's; mmgrab()ed */
-	/* In its exporter's tree of segments, while counted (segment.c). */
+	/* Counted by its mm's exporter, in its tree of spans (segment.c). */
+	struct xpmem_exporter *exporter;
 	struct interval_tree_node span;
 	/* Follows the exporter's page tables over [start, start + size). */
 	struct mmu_interval_notifier notifier;

@@ -139,7 +139,7 @@ struct xpmem_ioc_info {
  * overflowing, unknown permit_type, mode bits outside 0777, flags or
  * reserved non-zero), ENOSPC (the calling process already has max_segments
  * segments, over all its descriptors, or max_overlap over some page of the
- * range: module parameters, 65536 and 16 by default), ENOMEM,
+ * range: module parameters, 65536 and 64 by default), ENOMEM,
  * XPMEM_ERRNO_NOPROC. The segment's memory is charged to the caller's
  * memory cgroup.
  */

@@ -68,6 +68,14 @@ static void *map_anon(size_t len)
 	return p;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* ------------------------------------------------------------------------
  * Defect 1: ->pfn_mkwrite returned VM_FAULT_RETRY when the exporter's
  * mmap_lock was busy. The core mm then unlocked a lock it no longer held
@@ -857,6 +865,100 @@ START_TEST(segments_over_one_page_are_bounded)
 }
 END_TEST
 
+struct scanner {
+	int fd;
+	atomic_int stop;
+	long makes;
+	double busy;
+};
+
+/* MAKE of the whole address space, refused after the longest check. */
+static void *scan_again(void *arg)
+{
+	struct scanner *sc = arg;
+
+	while (!atomic_load(&sc->stop)) {
+		double t0 = now_s();
+
+		if (make_range_on(sc->fd, NULL, XPMEM_MAXADDR_SIZE) != -1 || errno != ENOSPC)
+			_exit(3);
+		sc->busy += now_s() - t0;
+		sc->makes++;
+	}
+	return NULL;
+}
+
+/*
+ * The overlap check of a MAKE walks the segments of its process: a process
+ * that has many makes its own MAKEs slow. It must not make anyone else's
+ * wait: the check ran under one lock for all processes, so another
+ * process's MAKE and REMOVE (and every descriptor's close) queued behind
+ * it. Here the walker has 32767 one-page segments and a page with
+ * max_overlap (2) at their end, and two threads that MAKE again and again.
+ */
+START_TEST(overlap_check_delays_only_its_own_process)
+{
+	enum { N = 32767, THREADS = 2 };
+	const char *po = "/sys/module/xpmem/parameters/max_overlap";
+	long old_o = xtest_read_long(po);
+	int go[2], done[2], status;
+	double waited = 0, scan;
+	struct scanner sc = { 0 };
+	pthread_t thread[THREADS];
+	char text[32], c;
+	unsigned char *buf = map_anon((N + 1) * PAGE);
+	pid_t pid;
+
+	ck_assert_int_gt(old_o, 0);
+	ck_assert_int_eq(xtest_write_file(po, "2"), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* The bystander: MAKE and REMOVE one page, timing each. */
+		int fd = open(XPMEM_DEV_PATH, O_RDWR);
+
+		if (fd < 0 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		for (int i = 0; i < 40; i++) {
+			double t0 = now_s();
+			struct xpmem_ioc_remove rm = { .segid = make_on(fd) };
+
+			if (rm.segid <= 0 || ioctl(fd, XPMEM_IOC_REMOVE, &rm))
+				_exit(2);
+			if (now_s() - t0 > waited)
+				waited = now_s() - t0;
+			usleep(5000);
+		}
+		_exit(write(done[1], &waited, sizeof(waited)) == sizeof(waited) ? 0 : 4);
+	}
+	ck_assert_int_ge(sc.fd = open(XPMEM_DEV_PATH, O_RDWR), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_gt(make_range_on(sc.fd, buf + i * PAGE, PAGE), 0);
+	ck_assert_int_gt(make_range_on(sc.fd, buf + N * PAGE, PAGE), 0);
+	ck_assert_int_gt(make_range_on(sc.fd, buf + N * PAGE, PAGE), 0);
+	for (int i = 0; i < THREADS; i++)
+		ck_assert_int_eq(pthread_create(&thread[i], NULL, scan_again, &sc), 0);
+	usleep(100000);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(read(done[0], &waited, sizeof(waited)), sizeof(waited));
+	atomic_store(&sc.stop, 1);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(thread[i], NULL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	snprintf(text, sizeof(text), "%ld", old_o);
+	ck_assert_int_eq(xtest_write_file(po, text), 0);
+	ck_assert_int_gt(sc.makes, 0);
+	scan = sc.busy / (double)sc.makes;
+	ck_assert_msg(scan >= 0.01, "a refused MAKE took only %.4f s: too short to tell", scan);
+	ck_assert_msg(waited < scan / 2,
+		      "another process's MAKE and REMOVE waited %.3f s; a refused MAKE takes %.3f s",
+		      waited, scan);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Defect 8: a fault with no FAULT_FLAG_ALLOW_RETRY (fixup_user_fault(), as
  * for a private FUTEX_WAKE_OP) slept on the exporter's mmap_lock while
@@ -1066,14 +1168,6 @@ static bool can_mount_ext4(void)
 		return false;
 	(void)!system("modprobe -q loop 2>/dev/null; modprobe -q ext4 2>/dev/null");
 	return system("grep -qw ext4 /proc/filesystems && test -e /dev/loop-control") == 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 struct frz {
@@ -1557,6 +1651,7 @@ int main(void)
 		tcase_add_test(tc, segments_cost_no_xarray_nodes);
 		tcase_add_test(tc, segment_limit_is_per_process);
 		tcase_add_test(tc, segments_over_one_page_are_bounded);
+		tcase_add_test(tc, overlap_check_delays_only_its_own_process);
 	} else {
 		xtest_skip("permits_are_charged_to_the_memcg_and_bounded", "needs root (a memory cgroup)");
 		xtest_skip("limits_give_enospc", "needs root (module parameters)");
@@ -1564,6 +1659,7 @@ int main(void)
 		xtest_skip("segments_cost_no_xarray_nodes", "needs root (/proc/slabinfo)");
 		xtest_skip("segment_limit_is_per_process", "needs root (module parameters)");
 		xtest_skip("segments_over_one_page_are_bounded", "needs root (module parameters)");
+		xtest_skip("overlap_check_delays_only_its_own_process", "needs root (module parameters)");
 	}
 	tc = xtest_tcase(s, "d8_lock_order");
 	tcase_add_test(tc, futex_on_mutual_attachments_under_churn);

@@ -85,7 +85,7 @@ START_TEST(make_ids_are_positive_distinct_and_spread)
 	xpmem_segid_t ids[N];
 	int high = 0;
 
-	/* A page each: more than max_overlap (16) of one page are refused. */
+	/* A page each: more than max_overlap (64) of one page are refused. */
 	ck_assert(buf != MAP_FAILED);
 	for (int i = 0; i < N; i++) {
 		ids[i] = xpmem_make(buf + i * page, page, XPMEM_PERMIT_MODE, MODE(0600));
