@@ -76,6 +76,12 @@ struct xpmem_exporter {
 	 * wait for that.
 	 */
 	struct mutex lock;
+	/*
+	 * Segment deaths waiting for @lock. A death may run in another
+	 * process (the last close of a descriptor passed to it), so a check
+	 * in progress gives way to it rather than make it wait.
+	 */
+	atomic_t dying;
 	unsigned int nr_segments;	/* in @spans, under @lock */
 	struct rb_root_cached spans;	/* xpmem_segment.span of each, under @lock */
 };
@@ -171,23 +177,31 @@ static unsigned int xpmem_exporter_depth(struct xpmem_exporter *e, unsigned long
 }
 
 /*
- * Would @limit segments of @e cover some page of [@start, @last] already?
- * The most are over @start or over the first page of one of them.
+ * May one more segment of @e cover [@start, @last]: 0, or -ENOSPC if
+ * @limit segments cover some page of it already? The most are over @start
+ * or over the first page of one of them. The walk may be long (up to
+ * max_segments spans), so it stops for a segment's death that waits for
+ * the lock (-EAGAIN: take the lock again) and for a signal, the freezer's
+ * included (-ERESTARTNOINTR). Under @e->lock.
  */
-static bool xpmem_exporter_crowded(struct xpmem_exporter *e, unsigned long start,
-				   unsigned long last, unsigned int limit)
+static int xpmem_exporter_check(struct xpmem_exporter *e, unsigned long start,
+				unsigned long last, unsigned int limit)
 {
 	struct interval_tree_node *n;
 
 	if (xpmem_exporter_depth(e, start, limit) >= limit)
-		return true;
+		return -ENOSPC;
 	for (n = interval_tree_iter_first(&e->spans, start, last); n;
 	     n = interval_tree_iter_next(n, start, last)) {
 		if (n->start > start && xpmem_exporter_depth(e, n->start, limit) >= limit)
-			return true;
+			return -ENOSPC;
+		if (atomic_read(&e->dying))
+			return -EAGAIN;
+		if (signal_pending(current))
+			return -ERESTARTNOINTR;
 		cond_resched();
 	}
-	return false;
+	return 0;
 }
 
 /* @mm's exporter, made if need be, with a user added; NULL without memory. */
@@ -225,32 +239,39 @@ static void xpmem_exporter_put(struct xpmem_exporter *e)
 }
 
 /*
- * Count @seg among its mm's segments (the caller holds the mm: mmgrab), or
+ * Count @seg among its mm's segments (the caller holds the mm: mmgrab).
  * -ENOSPC if the mm has xpmem_max_segments already, or xpmem_max_overlap
- * over some page of @seg.
+ * over some page of @seg; -ENOMEM; -ERESTARTNOINTR for a signal.
  */
 static int xpmem_exporter_charge(struct xpmem_segment *seg)
 {
 	struct xpmem_exporter *e = xpmem_exporter_get(seg->mm);
-	int ret = 0;
+	int ret;
 
 	if (!e)
 		return -ENOMEM;
 	seg->span.start = seg->start;
 	seg->span.last = seg->start + seg->size - 1;
-	if (mutex_lock_killable(&e->lock)) {
-		ret = -EINTR;
-	} else {
-		if (e->nr_segments >= READ_ONCE(xpmem_max_segments) ||
-		    xpmem_exporter_crowded(e, seg->span.start, seg->span.last,
-					   READ_ONCE(xpmem_max_overlap))) {
+	do {
+		/* Not killable only: the freezer must be able to stop us. */
+		if (mutex_lock_interruptible(&e->lock)) {
+			ret = -ERESTARTNOINTR;
+			break;
+		}
+		if (e->nr_segments >= READ_ONCE(xpmem_max_segments))
 			ret = -ENOSPC;
-		} else {
+		else
+			ret = xpmem_exporter_check(e, seg->span.start, seg->span.last,
+						   READ_ONCE(xpmem_max_overlap));
+		if (!ret) {
 			interval_tree_insert(&seg->span, &e->spans);
 			e->nr_segments++;
 		}
 		mutex_unlock(&e->lock);
-	}
+		/* A death waits for the lock: let it have it first. */
+		if (ret == -EAGAIN && atomic_read(&e->dying))
+			schedule_timeout_interruptible(1);
+	} while (ret == -EAGAIN);
 	if (ret)
 		xpmem_exporter_put(e);
 	else
@@ -263,7 +284,9 @@ static void xpmem_exporter_uncharge(struct xpmem_segment *seg)
 {
 	struct xpmem_exporter *e = seg->exporter;
 
+	atomic_inc(&e->dying);
 	mutex_lock(&e->lock);
+	atomic_dec(&e->dying);
 	interval_tree_remove(&seg->span, &e->spans);
 	e->nr_segments--;
 	mutex_unlock(&e->lock);
