@@ -76,6 +76,41 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * A segment of the whole address space, a permit to it, and where in it
+ * @len bytes have nothing mapped (the address is the returned offset).
+ */
+static struct xpmem_addr hole_source(size_t len, xpmem_segid_t *segid)
+{
+	void *hole = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct xpmem_addr addr;
+
+	ck_assert(hole != MAP_FAILED);
+	ck_assert_int_eq(munmap(hole, len), 0);
+	*segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	ck_assert_int_gt(*segid, 0);
+	addr.apid = xpmem_get(*segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	ck_assert_int_gt(addr.apid, 0);
+	addr.offset = (off_t)(uintptr_t)hole;
+	return addr;
+}
+
+#define PARAMS "/sys/module/xpmem/parameters/"
+
+/* Set the module parameter @name to @value; returns its value before. */
+static long param_set(const char *name, long value)
+{
+	char path[128], text[32];
+	long old;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	old = xtest_read_long(path);
+	ck_assert_msg(old > 0, "no %s parameter", name);
+	snprintf(text, sizeof(text), "%ld", value);
+	ck_assert_int_eq(xtest_write_file(path, text), 0);
+	return old;
+}
+
 /* ------------------------------------------------------------------------
  * Defect 1: ->pfn_mkwrite returned VM_FAULT_RETRY when the exporter's
  * mmap_lock was busy. The core mm then unlocked a lock it no longer held
@@ -712,17 +747,10 @@ END_TEST
 
 START_TEST(limits_give_enospc)
 {
-	const char *pp = "/sys/module/xpmem/parameters/max_permits";
-	const char *ps = "/sys/module/xpmem/parameters/max_segments";
-	long old_p = xtest_read_long(pp), old_s = xtest_read_long(ps);
+	long old_p = param_set("max_permits", 3), old_s = param_set("max_segments", 2);
 	xpmem_segid_t segid;
-	char text[32];
 	int i;
 
-	ck_assert_int_gt(old_p, 0);
-	ck_assert_int_gt(old_s, 0);
-	ck_assert_int_eq(xtest_write_file(pp, "3"), 0);
-	ck_assert_int_eq(xtest_write_file(ps, "2"), 0);
 	segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
 	ck_assert_int_gt(segid, 0);
 	ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
@@ -735,10 +763,8 @@ START_TEST(limits_give_enospc)
 	/* A removed segment frees its place. */
 	ck_assert_int_eq(xpmem_remove(segid), 0);
 	ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
-	snprintf(text, sizeof(text), "%ld", old_p);
-	ck_assert_int_eq(xtest_write_file(pp, text), 0);
-	snprintf(text, sizeof(text), "%ld", old_s);
-	ck_assert_int_eq(xtest_write_file(ps, text), 0);
+	param_set("max_permits", old_p);
+	param_set("max_segments", old_s);
 }
 END_TEST
 
@@ -773,14 +799,10 @@ static long long make_on(int fd)
  */
 START_TEST(segment_limit_is_per_process)
 {
-	const char *ps = "/sys/module/xpmem/parameters/max_segments";
-	long old_s = xtest_read_long(ps);
+	long old_s = param_set("max_segments", 4);
 	int fd[2], status, i;
-	char text[32];
 	pid_t pid;
 
-	ck_assert_int_gt(old_s, 0);
-	ck_assert_int_eq(xtest_write_file(ps, "4"), 0);
 	for (i = 0; i < 2; i++)
 		ck_assert_int_ge(fd[i] = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	for (i = 0; i < 4; i++)
@@ -812,8 +834,7 @@ START_TEST(segment_limit_is_per_process)
 	ck_assert_int_eq(make_on(fd[1]), -1);
 	ck_assert_int_eq(errno, ENOSPC);
 	ck_assert_int_eq(close(fd[1]), 0);
-	snprintf(text, sizeof(text), "%ld", old_s);
-	ck_assert_int_eq(xtest_write_file(ps, text), 0);
+	param_set("max_segments", old_s);
 }
 END_TEST
 
@@ -824,16 +845,12 @@ END_TEST
  */
 START_TEST(segments_over_one_page_are_bounded)
 {
-	const char *po = "/sys/module/xpmem/parameters/max_overlap";
-	long old_o = xtest_read_long(po);
+	long old_o = param_set("max_overlap", 3);
 	unsigned char *buf = map_anon(16 * PAGE);
 	struct xpmem_ioc_remove rm = { 0 };
 	long long whole, mid;
-	char text[32];
 	int fd[2], i;
 
-	ck_assert_msg(old_o > 0, "no max_overlap parameter");
-	ck_assert_int_eq(xtest_write_file(po, "3"), 0);
 	for (i = 0; i < 2; i++)
 		ck_assert_int_ge(fd[i] = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	/* Two of the whole address space, on two descriptors. */
@@ -860,8 +877,7 @@ START_TEST(segments_over_one_page_are_bounded)
 	rm.segid = whole;
 	ck_assert_int_eq(ioctl(fd[0], XPMEM_IOC_REMOVE, &rm), 0);
 	ck_assert_int_gt(make_range_on(fd[0], NULL, XPMEM_MAXADDR_SIZE), 0);
-	snprintf(text, sizeof(text), "%ld", old_o);
-	ck_assert_int_eq(xtest_write_file(po, text), 0);
+	param_set("max_overlap", old_o);
 }
 END_TEST
 
@@ -916,8 +932,7 @@ struct bystander_report {
 START_TEST(overlap_check_delays_only_its_own_process)
 {
 	enum { N = 32767, K = 200, THREADS = 2, PAIRS = 40 };
-	const char *po = "/sys/module/xpmem/parameters/max_overlap";
-	long old_o = xtest_read_long(po);
+	long old_o = param_set("max_overlap", 2);
 	unsigned char *buf = map_anon((N + K + 1) * PAGE);
 	struct bystander_report r;
 	struct scanner sc[THREADS];
@@ -926,11 +941,9 @@ START_TEST(overlap_check_delays_only_its_own_process)
 	double scan, busy = 0;
 	atomic_int stop = 0;
 	long makes = 0;
-	char text[32], c;
 	pid_t pid;
+	char c;
 
-	ck_assert_int_gt(old_o, 0);
-	ck_assert_int_eq(xtest_write_file(po, "2"), 0);
 	ck_assert_int_ge(fd = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	ck_assert_int_ge(passed = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	for (int i = 0; i < N; i++)
@@ -987,8 +1000,7 @@ START_TEST(overlap_check_delays_only_its_own_process)
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(status, 0);
-	snprintf(text, sizeof(text), "%ld", old_o);
-	ck_assert_int_eq(xtest_write_file(po, text), 0);
+	param_set("max_overlap", old_o);
 	ck_assert_int_gt(makes, 0);
 	scan = busy / (double)makes;
 	ck_assert_msg(scan >= 0.01, "a refused MAKE took only %.4f s: too short to tell", scan);
@@ -1137,21 +1149,14 @@ static void *remove_soon(void *arg)
 START_TEST(failed_populate_leaves_nothing_mapped)
 {
 	const size_t len = 256UL << 20;
-	void *hole = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct remover r;
-	struct xpmem_addr addr;
+	struct xpmem_addr addr = hole_source(len, &r.segid);
+	void *hole = (void *)(uintptr_t)addr.offset;
 	pthread_t thread;
 	long alive;
 	void *a;
 	int err;
 
-	ck_assert(hole != MAP_FAILED);
-	ck_assert_int_eq(munmap(hole, len), 0);
-	r.segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	ck_assert_int_gt(r.segid, 0);
-	addr.apid = xpmem_get(r.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
-	ck_assert_int_gt(addr.apid, 0);
-	addr.offset = (off_t)(uintptr_t)hole;
 	alive = xtest_stat("attachments_alive");
 	ck_assert_int_eq(pthread_create(&thread, NULL, remove_soon, &r), 0);
 	a = xpmem_ext_attach(addr, len, NULL, XPMEM_ATTACH_POPULATE);
@@ -1522,22 +1527,6 @@ static void do_populate(void *arg)
 	struct populate_op *p = arg;
 
 	p->a = xpmem_ext_attach(p->addr, p->len, NULL, XPMEM_ATTACH_POPULATE);
-}
-
-/* A segment of the whole address space, and a permit to it. */
-static struct xpmem_addr hole_source(size_t len, xpmem_segid_t *segid)
-{
-	void *hole = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct xpmem_addr addr;
-
-	ck_assert(hole != MAP_FAILED);
-	ck_assert_int_eq(munmap(hole, len), 0);
-	*segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	ck_assert_int_gt(*segid, 0);
-	addr.apid = xpmem_get(*segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
-	ck_assert_int_gt(addr.apid, 0);
-	addr.offset = (off_t)(uintptr_t)hole;
-	return addr;
 }
 
 /*
