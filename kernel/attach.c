@@ -305,7 +305,8 @@ static vm_fault_t xpmem_insert_window(struct vm_area_struct *vma, unsigned long 
  * modulo PMD_SIZE, the window is mapped with one PMD (compat.h says how,
  * per kernel), writable by the same rules as a PTE. 1 GiB pages are mapped
  * with PTEs: a PMD into the middle of one is a tail page, which parts of
- * mm/ do not expect under a PMD.
+ * mm/ do not expect under a PMD, and mremap() of a PUD mapping clears it as
+ * a bad entry, without a TLB flush (docs/design.md, "Known limits").
  *
  * The kernel calls our ->fault with vmf->pmd empty (no huge_fault: mm/
  * does not offer PMD faults to a VM_PFNMAP VMA on every kernel we run),
