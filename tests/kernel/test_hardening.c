@@ -97,18 +97,48 @@ static struct xpmem_addr hole_source(size_t len, xpmem_segid_t *segid)
 
 #define PARAMS "/sys/module/xpmem/parameters/"
 
-/* Set the module parameter @name to @value; returns its value before. */
-static long param_set(const char *name, long value)
+/* The value of the module parameter @name. */
+static long param_get(const char *name)
 {
-	char path[128], text[32];
-	long old;
+	char path[128];
+	long value;
 
 	snprintf(path, sizeof(path), PARAMS "%s", name);
-	old = xtest_read_long(path);
-	ck_assert_msg(old > 0, "no %s parameter", name);
+	value = xtest_read_long(path);
+	ck_assert_msg(value > 0, "no %s parameter", name);
+	return value;
+}
+
+/* Set the module parameter @name to @value. */
+static void param_set(const char *name, long value)
+{
+	char path[128], text[32];
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
 	snprintf(text, sizeof(text), "%ld", value);
 	ck_assert_int_eq(xtest_write_file(path, text), 0);
-	return old;
+}
+
+/*
+ * The limits that the d7 tests lower, and their values before the first
+ * test. Each test starts from those values and the last one leaves them,
+ * so that a test that fails half-way does not leave a limit of 2 to the
+ * tests after it.
+ */
+static const char *const limit_params[] = { "max_permits", "max_segments", "max_overlap" };
+#define NR_LIMITS (sizeof(limit_params) / sizeof(limit_params[0]))
+static long limit_defaults[NR_LIMITS];
+
+static void limits_save(void)
+{
+	for (size_t i = 0; i < NR_LIMITS; i++)
+		limit_defaults[i] = param_get(limit_params[i]);
+}
+
+static void limits_restore(void)
+{
+	for (size_t i = 0; i < NR_LIMITS; i++)
+		param_set(limit_params[i], limit_defaults[i]);
 }
 
 /* ------------------------------------------------------------------------
@@ -747,10 +777,11 @@ END_TEST
 
 START_TEST(limits_give_enospc)
 {
-	long old_p = param_set("max_permits", 3), old_s = param_set("max_segments", 2);
 	xpmem_segid_t segid;
 	int i;
 
+	param_set("max_permits", 3);
+	param_set("max_segments", 2);
 	segid = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
 	ck_assert_int_gt(segid, 0);
 	ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
@@ -763,8 +794,6 @@ START_TEST(limits_give_enospc)
 	/* A removed segment frees its place. */
 	ck_assert_int_eq(xpmem_remove(segid), 0);
 	ck_assert_int_gt(xpmem_make(NULL, PAGE, XPMEM_PERMIT_MODE, (void *)0600), 0);
-	param_set("max_permits", old_p);
-	param_set("max_segments", old_s);
 }
 END_TEST
 
@@ -799,10 +828,10 @@ static long long make_on(int fd)
  */
 START_TEST(segment_limit_is_per_process)
 {
-	long old_s = param_set("max_segments", 4);
 	int fd[2], status, i;
 	pid_t pid;
 
+	param_set("max_segments", 4);
 	for (i = 0; i < 2; i++)
 		ck_assert_int_ge(fd[i] = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	for (i = 0; i < 4; i++)
@@ -834,7 +863,6 @@ START_TEST(segment_limit_is_per_process)
 	ck_assert_int_eq(make_on(fd[1]), -1);
 	ck_assert_int_eq(errno, ENOSPC);
 	ck_assert_int_eq(close(fd[1]), 0);
-	param_set("max_segments", old_s);
 }
 END_TEST
 
@@ -845,12 +873,12 @@ END_TEST
  */
 START_TEST(segments_over_one_page_are_bounded)
 {
-	long old_o = param_set("max_overlap", 3);
 	unsigned char *buf = map_anon(16 * PAGE);
 	struct xpmem_ioc_remove rm = { 0 };
 	long long whole, mid;
 	int fd[2], i;
 
+	param_set("max_overlap", 3);
 	for (i = 0; i < 2; i++)
 		ck_assert_int_ge(fd[i] = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	/* Two of the whole address space, on two descriptors. */
@@ -877,7 +905,6 @@ START_TEST(segments_over_one_page_are_bounded)
 	rm.segid = whole;
 	ck_assert_int_eq(ioctl(fd[0], XPMEM_IOC_REMOVE, &rm), 0);
 	ck_assert_int_gt(make_range_on(fd[0], NULL, XPMEM_MAXADDR_SIZE), 0);
-	param_set("max_overlap", old_o);
 }
 END_TEST
 
@@ -932,7 +959,6 @@ struct bystander_report {
 START_TEST(overlap_check_delays_only_its_own_process)
 {
 	enum { N = 32767, K = 200, THREADS = 2, PAIRS = 40 };
-	long old_o = param_set("max_overlap", 2);
 	unsigned char *buf = map_anon((N + K + 1) * PAGE);
 	struct bystander_report r;
 	struct scanner sc[THREADS];
@@ -944,6 +970,7 @@ START_TEST(overlap_check_delays_only_its_own_process)
 	pid_t pid;
 	char c;
 
+	param_set("max_overlap", 2);
 	ck_assert_int_ge(fd = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	ck_assert_int_ge(passed = open(XPMEM_DEV_PATH, O_RDWR), 0);
 	for (int i = 0; i < N; i++)
@@ -1000,7 +1027,6 @@ START_TEST(overlap_check_delays_only_its_own_process)
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(status, 0);
-	param_set("max_overlap", old_o);
 	ck_assert_int_gt(makes, 0);
 	scan = busy / (double)makes;
 	ck_assert_msg(scan >= 0.01, "a refused MAKE took only %.4f s: too short to tell", scan);
@@ -1677,6 +1703,8 @@ int main(void)
 	/* Thousands of permits until the cgroup stops them: slow under KASAN. */
 	tcase_set_timeout(tc, 300);
 	if (geteuid() == 0) {
+		tcase_add_unchecked_fixture(tc, limits_save, limits_restore);
+		tcase_add_checked_fixture(tc, limits_restore, NULL);
 		tcase_add_test(tc, permits_are_charged_to_the_memcg_and_bounded);
 		tcase_add_test(tc, limits_give_enospc);
 		tcase_add_test(tc, permits_cost_little_kernel_memory);
