@@ -8,18 +8,36 @@
  * fork() must not use its parent's descriptor: a pthread_atfork() child
  * handler forgets it, and the child opens its own on its next call.
  *
- * Locking: dev_lock protects dev_fd. It is held across fork() (prepare/parent/
- * child handlers), so a child never sees it held by a thread that does not
- * exist in the child.
+ * The descriptor is the program's too: it may close it (closefrom(),
+ * close_range() before a fork or as a daemon does) and get its number back
+ * for a pipe or a socket. So before the library uses or closes dev_fd, it
+ * checks with fstat() that the number still names the file it opened (the
+ * same device and inode); if not, it forgets the number without closing it,
+ * and opens the device again. Another open of /dev/xpmem by the program
+ * itself that lands on the same number cannot be told apart: its segments
+ * are the program's either way. dev_gen counts our opens, so that a thread
+ * whose call failed on an old descriptor forgets only that one, not the one
+ * another thread has opened since under the same number.
+ *
+ * Locking: dev_lock protects dev_fd, dev_id and dev_gen. It is held across
+ * fork() (prepare/parent/child handlers), so a child never sees it held by
+ * a thread that does not exist in the child. The handlers are registered
+ * when the library is loaded, before those of any library that links it,
+ * so that one of those may call us from its own fork handlers: glibc runs
+ * prepare handlers in the reverse order of registration, and the parent and
+ * child ones in that order, so ours hold the lock only while no other
+ * handler runs.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "xpmem.h"
@@ -27,8 +45,18 @@
 #define XPMEM_EXPORT __attribute__((visibility("default")))
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t dev_once = PTHREAD_ONCE_INIT;
 static int dev_fd = -1;
+static struct stat dev_id;	/* st_dev, st_ino, st_rdev of dev_fd at open */
+static unsigned long dev_gen;	/* opens so far */
+
+/* Is dev_fd still the file we opened? Async-signal-safe (fork child). */
+static bool dev_still_ours(void)
+{
+	struct stat st;
+
+	return fstat(dev_fd, &st) == 0 && st.st_dev == dev_id.st_dev &&
+	       st.st_ino == dev_id.st_ino && st.st_rdev == dev_id.st_rdev;
+}
 
 static void dev_atfork_prepare(void)
 {
@@ -42,13 +70,13 @@ static void dev_atfork_parent(void)
 
 static void dev_atfork_child(void)
 {
-	if (dev_fd >= 0)
+	if (dev_fd >= 0 && dev_still_ours())
 		close(dev_fd);
 	dev_fd = -1;
 	pthread_mutex_unlock(&dev_lock);
 }
 
-static void dev_register_atfork(void)
+__attribute__((constructor)) static void dev_register_atfork(void)
 {
 	/* Can fail only with ENOMEM; then fork safety is lost, not correctness of the parent. */
 	(void)pthread_atfork(dev_atfork_prepare, dev_atfork_parent, dev_atfork_child);
@@ -79,26 +107,32 @@ static int dev_check_abi(int fd)
 	return 0;
 }
 
-/* Returns the process's descriptor for the device, opening it on first use. */
-static int dev_get(void)
+/*
+ * Returns the process's descriptor for the device, opening it on first use
+ * and after the program closed it; *@gen is the open it belongs to.
+ */
+static int dev_get(unsigned long *gen)
 {
 	int fd, err = 0;
 
-	pthread_once(&dev_once, dev_register_atfork);
-
 	pthread_mutex_lock(&dev_lock);
+	if (dev_fd >= 0 && !dev_still_ours())
+		dev_fd = -1;	/* closed by the program: the number is not ours */
 	if (dev_fd < 0) {
 		fd = open(dev_path(), O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
 			err = errno;
-		} else if (dev_check_abi(fd) < 0) {
+		} else if (dev_check_abi(fd) < 0 || fstat(fd, &dev_id) < 0) {
 			err = errno;
 			close(fd);
 			fd = -1;
+		} else {
+			dev_gen++;
 		}
 		dev_fd = fd;
 	}
 	fd = dev_fd;
+	*gen = dev_gen;
 	pthread_mutex_unlock(&dev_lock);
 
 	if (fd < 0)
@@ -107,14 +141,15 @@ static int dev_get(void)
 }
 
 /*
- * Forget @fd if it is still the process's descriptor, so that the next
- * dev_get() opens the device again.
+ * Forget open @gen, if it is still the process's descriptor, so that the
+ * next dev_get() opens the device again.
  */
-static void dev_forget(int fd)
+static void dev_forget(unsigned long gen)
 {
 	pthread_mutex_lock(&dev_lock);
-	if (dev_fd == fd) {
-		close(dev_fd);
+	if (dev_fd >= 0 && dev_gen == gen) {
+		if (dev_still_ours())
+			close(dev_fd);
 		dev_fd = -1;
 	}
 	pthread_mutex_unlock(&dev_lock);
@@ -127,7 +162,8 @@ static void dev_forget(int fd)
 static int dev_ioctl(unsigned long cmd, void *arg)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int fd = dev_get();
+		unsigned long gen;
+		int fd = dev_get(&gen);
 
 		if (fd < 0)
 			return -1;
@@ -135,7 +171,7 @@ static int dev_ioctl(unsigned long cmd, void *arg)
 			return 0;
 		if (errno != XPMEM_ERRNO_NOPROC)
 			return -1;
-		dev_forget(fd);
+		dev_forget(gen);
 	}
 	return -1;
 }
@@ -230,18 +266,21 @@ XPMEM_EXPORT int xpmem_detach(void *vaddr)
  */
 XPMEM_EXPORT int xpmem_init(void)
 {
-	return dev_get() < 0 ? -1 : 0;
+	unsigned long gen;
+
+	return dev_get(&gen) < 0 ? -1 : 0;
 }
 
 XPMEM_EXPORT int xpmem_ext_get_info(struct xpmem_ioc_info *info)
 {
+	unsigned long gen;
 	int fd;
 
 	if (!info) {
 		errno = EFAULT;
 		return -1;
 	}
-	fd = dev_get();
+	fd = dev_get(&gen);
 	if (fd < 0)
 		return -1;
 	memset(info, 0, sizeof(*info));
