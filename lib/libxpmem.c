@@ -10,23 +10,28 @@
  *
  * The descriptor is the program's too: it may close it (closefrom(),
  * close_range() before a fork or as a daemon does) and get its number back
- * for a pipe or a socket. So before the library uses or closes dev_fd, it
- * checks with fstat() that the number still names the file it opened (the
- * same device and inode); if not, it forgets the number without closing it,
- * and opens the device again. Another open of /dev/xpmem by the program
- * itself that lands on the same number cannot be told apart: its segments
- * are the program's either way. dev_gen counts our opens, so that a thread
- * whose call failed on an old descriptor forgets only that one, not the one
+ * for a pipe or a socket. A command sent there fails with EBADF or ENOTTY;
+ * then the library checks with fstat() whether the number still names the
+ * file it opened (the same device and inode), and if not, forgets the
+ * number without closing it, opens the device again and retries once. The
+ * fork child handler makes the same check before it closes the number.
+ * (The check is made on those failures only, so a call costs one system
+ * call, as before.) Another open of /dev/xpmem by the program itself that
+ * lands on the same number cannot be told apart: its segments are the
+ * program's either way. dev_gen counts our opens, so that a thread whose
+ * call failed on an old descriptor forgets only that one, not the one
  * another thread has opened since under the same number.
  *
  * Locking: dev_lock protects dev_fd, dev_id and dev_gen. It is held across
  * fork() (prepare/parent/child handlers), so a child never sees it held by
  * a thread that does not exist in the child. The handlers are registered
- * when the library is loaded, before those of any library that links it,
- * so that one of those may call us from its own fork handlers: glibc runs
- * prepare handlers in the reverse order of registration, and the parent and
- * child ones in that order, so ours hold the lock only while no other
- * handler runs.
+ * when the library is loaded, by a constructor of the first priority (so
+ * also before the constructors of a static link), before those of any
+ * library that links ours, so that one of those may call us from its own
+ * fork handlers: glibc runs prepare handlers in the reverse order of
+ * registration, and the parent and child ones in that order, so ours hold
+ * the lock only while no other handler runs. (A library that dlopen()s
+ * ours after registering its own handlers must not call us from them.)
  */
 
 #include <errno.h>
@@ -47,15 +52,29 @@
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static int dev_fd = -1;
 static struct stat dev_id;	/* st_dev, st_ino, st_rdev of dev_fd at open */
+static bool dev_id_known;	/* fstat() worked at open */
 static unsigned long dev_gen;	/* opens so far */
 
-/* Is dev_fd still the file we opened? Async-signal-safe (fork child). */
+/*
+ * Is dev_fd still the file we opened? Only a descriptor that is closed, or
+ * names another file, is not: if fstat() itself is refused (a sandbox), we
+ * take it for ours, as the library did before it looked. Keeps errno;
+ * async-signal-safe (the fork child handler).
+ */
 static bool dev_still_ours(void)
 {
+	int err = errno;
 	struct stat st;
+	bool ours;
 
-	return fstat(dev_fd, &st) == 0 && st.st_dev == dev_id.st_dev &&
-	       st.st_ino == dev_id.st_ino && st.st_rdev == dev_id.st_rdev;
+	if (fstat(dev_fd, &st) == 0)
+		ours = !dev_id_known || (st.st_dev == dev_id.st_dev &&
+					 st.st_ino == dev_id.st_ino &&
+					 st.st_rdev == dev_id.st_rdev);
+	else
+		ours = errno != EBADF;
+	errno = err;
+	return ours;
 }
 
 static void dev_atfork_prepare(void)
@@ -70,13 +89,16 @@ static void dev_atfork_parent(void)
 
 static void dev_atfork_child(void)
 {
+	int err = errno;
+
 	if (dev_fd >= 0 && dev_still_ours())
 		close(dev_fd);
 	dev_fd = -1;
+	errno = err;
 	pthread_mutex_unlock(&dev_lock);
 }
 
-__attribute__((constructor)) static void dev_register_atfork(void)
+__attribute__((constructor(101))) static void dev_register_atfork(void)
 {
 	/* Can fail only with ENOMEM; then fork safety is lost, not correctness of the parent. */
 	(void)pthread_atfork(dev_atfork_prepare, dev_atfork_parent, dev_atfork_child);
@@ -108,25 +130,24 @@ static int dev_check_abi(int fd)
 }
 
 /*
- * Returns the process's descriptor for the device, opening it on first use
- * and after the program closed it; *@gen is the open it belongs to.
+ * Returns the process's descriptor for the device, opening it on first use;
+ * *@gen is the open it belongs to.
  */
 static int dev_get(unsigned long *gen)
 {
 	int fd, err = 0;
 
 	pthread_mutex_lock(&dev_lock);
-	if (dev_fd >= 0 && !dev_still_ours())
-		dev_fd = -1;	/* closed by the program: the number is not ours */
 	if (dev_fd < 0) {
 		fd = open(dev_path(), O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
 			err = errno;
-		} else if (dev_check_abi(fd) < 0 || fstat(fd, &dev_id) < 0) {
+		} else if (dev_check_abi(fd) < 0) {
 			err = errno;
 			close(fd);
 			fd = -1;
 		} else {
+			dev_id_known = fstat(fd, &dev_id) == 0;
 			dev_gen++;
 		}
 		dev_fd = fd;
@@ -141,24 +162,37 @@ static int dev_get(unsigned long *gen)
 }
 
 /*
- * Forget open @gen, if it is still the process's descriptor, so that the
- * next dev_get() opens the device again.
+ * A command on open @gen failed with @err. Should the caller open the
+ * device again and retry? Yes if that open is no longer the process's
+ * descriptor: another thread forgot it already, or the program closed it
+ * or reused its number (EBADF, ENOTTY), which we then forget without
+ * closing, or the driver says it belongs to another process
+ * (XPMEM_ERRNO_NOPROC: inherited without our fork handler, by a raw
+ * clone(), or passed in), which we close.
  */
-static void dev_forget(unsigned long gen)
+static bool dev_stale(unsigned long gen, int err)
 {
+	bool retry = false;
+
+	if (err != XPMEM_ERRNO_NOPROC && err != EBADF && err != ENOTTY)
+		return false;
 	pthread_mutex_lock(&dev_lock);
-	if (dev_fd >= 0 && dev_gen == gen) {
-		if (dev_still_ours())
-			close(dev_fd);
+	if (dev_fd < 0 || dev_gen != gen) {
+		retry = true;
+	} else if (!dev_still_ours()) {
+		dev_fd = -1;	/* the program's number now: not ours to close */
+		retry = true;
+	} else if (err == XPMEM_ERRNO_NOPROC) {
+		close(dev_fd);
 		dev_fd = -1;
+		retry = true;
 	}
 	pthread_mutex_unlock(&dev_lock);
+	errno = err;
+	return retry;
 }
 
-/*
- * Issue @cmd. A descriptor inherited without our fork handler (a raw clone,
- * or one passed in) answers XPMEM_ERRNO_NOPROC: open our own and retry once.
- */
+/* Issue @cmd, retrying once on a descriptor that dev_stale() let go. */
 static int dev_ioctl(unsigned long cmd, void *arg)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -169,9 +203,8 @@ static int dev_ioctl(unsigned long cmd, void *arg)
 			return -1;
 		if (ioctl(fd, cmd, arg) == 0)
 			return 0;
-		if (errno != XPMEM_ERRNO_NOPROC)
+		if (!dev_stale(gen, errno))
 			return -1;
-		dev_forget(gen);
 	}
 	return -1;
 }
@@ -273,18 +306,12 @@ XPMEM_EXPORT int xpmem_init(void)
 
 XPMEM_EXPORT int xpmem_ext_get_info(struct xpmem_ioc_info *info)
 {
-	unsigned long gen;
-	int fd;
-
 	if (!info) {
 		errno = EFAULT;
 		return -1;
 	}
-	fd = dev_get(&gen);
-	if (fd < 0)
-		return -1;
 	memset(info, 0, sizeof(*info));
-	return ioctl(fd, XPMEM_IOC_INFO, info) < 0 ? -1 : 0;
+	return dev_ioctl(XPMEM_IOC_INFO, info);
 }
 
 XPMEM_EXPORT int xpmem_version(void)

@@ -151,6 +151,24 @@ START_TEST(closed_descriptor_is_opened_again_and_its_number_left_alone)
 	ck_assert_msg(make() > 0, "make after the program reused the descriptor: %s",
 		      strerror(errno));
 	ck_assert_int_ne(atomic_load(&library_fd), old);
+	ck_assert_msg(fcntl(old, F_GETFD) >= 0, "the library closed the program's pipe");
+}
+END_TEST
+
+/* The program closes the library's descriptor and leaves the number free. */
+START_TEST(closed_descriptor_is_opened_again)
+{
+	int old;
+
+	use_fake_device();
+	ck_assert_int_gt(xpmem_version(), 0);
+	old = atomic_load(&library_fd);
+	ck_assert_int_ge(old, 0);
+	ck_assert_int_eq(close(old), 0);
+	errno = 0;
+	ck_assert_msg(make() > 0, "make after the program closed the descriptor: %s",
+		      strerror(errno));
+	ck_assert_int_gt(xpmem_version(), 0);
 }
 END_TEST
 
@@ -200,21 +218,24 @@ static void child_makes_a_segment(void)
 }
 
 /*
- * A library that links ours registers its fork handlers after ours, and
- * may call us from its child handler: the child must not block on the
- * lock that our handlers hold across fork().
+ * The scenario of the test below, in a process of its own (this program,
+ * executed again), whose library has not been called yet: a library that
+ * links ours registers its fork handlers after ours, and may call us from
+ * its child handler. Exit status 0 if the child of fork() got past the
+ * handlers within 3 s.
  */
-START_TEST(fork_handler_of_another_library_may_call_us)
+static int fork_handler_scenario(void)
 {
 	struct timespec pause = { .tv_nsec = 10000000 };
 	int status = 0;
 	pid_t pid;
 
-	use_fake_device();
-	ck_assert_int_eq(pthread_atfork(NULL, NULL, child_makes_a_segment), 0);
-	ck_assert_int_gt(make(), 0);
+	if (setenv("XPMEM_DEVICE", "/dev/null", 1) ||
+	    pthread_atfork(NULL, NULL, child_makes_a_segment) || make() <= 0)
+		return 2;
 	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	if (pid < 0)
+		return 2;
 	if (pid == 0)
 		_exit(0);
 	for (int i = 0; i < 300 && waitpid(pid, &status, WNOHANG) == 0; i++)
@@ -222,17 +243,41 @@ START_TEST(fork_handler_of_another_library_may_call_us)
 	if (waitpid(pid, &status, WNOHANG) == 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		ck_abort_msg("the child still blocked in a fork handler after 3 s");
+		return 1;
 	}
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 2;
+}
+
+START_TEST(fork_handler_of_another_library_may_call_us)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test_descriptor", "--fork-handler-scenario", (char *)NULL);
+		_exit(3);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "the scenario died: status %#x", status);
+	ck_assert_msg(WEXITSTATUS(status) != 1,
+		      "the child still blocked in a fork handler after 3 s");
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
-	Suite *s = suite_create("descriptor");
-	TCase *tc = xtest_tcase(s, "descriptor");
+	Suite *s;
+	TCase *tc;
 
+	if (argc == 2 && !strcmp(argv[1], "--fork-handler-scenario"))
+		return fork_handler_scenario();
+	s = suite_create("descriptor");
+	tc = xtest_tcase(s, "descriptor");
+
+	tcase_add_test(tc, closed_descriptor_is_opened_again);
 	tcase_add_test(tc, closed_descriptor_is_opened_again_and_its_number_left_alone);
 	tcase_add_test(tc, late_thread_does_not_close_the_descriptor_reopened_by_another);
 	tcase_add_test(tc, fork_handler_of_another_library_may_call_us);
