@@ -120,7 +120,8 @@ xpmem_apid_t xpmem_get(xpmem_segid_t segid, int flags, int permit_type, void *pe
  *
  * Also detaches this process's attachments made through it. Returns 0, or
  * -1 with errno ENOENT (no such permit in this process), or an error of
- * munmap(2) (ENOMEM, EINTR), in which case the permit is kept.
+ * munmap(2) (ENOMEM, EINTR, or EPERM for an attachment sealed with
+ * mseal(2)), in which case the permit is kept.
  */
 int xpmem_release(xpmem_apid_t apid);
 
@@ -182,8 +183,9 @@ void *xpmem_ext_attach(struct xpmem_addr addr, size_t size, void *vaddr, unsigne
  *
  * Any address inside the attachment will do. Returns 0, or -1 with errno
  * EINVAL if @vaddr is not inside an attachment of this process, or an
- * error of munmap(2) (ENOMEM, EINTR); then the part at @vaddr is still
- * mapped, and the call can be repeated.
+ * error of munmap(2) (ENOMEM, EINTR, or EPERM if it is sealed with
+ * mseal(2)); then the part at @vaddr is still mapped, and the call can be
+ * repeated.
  */
 int xpmem_detach(void *vaddr);
 
