@@ -116,11 +116,18 @@ static xpmem_segid_t make(void)
 	return xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
 }
 
-static void use_fake_device(void)
+/* Point the library at the fake device and have it open it: its number. */
+static int library_opens_the_device(void)
 {
+	int fd;
+
 	ck_assert_int_eq(setenv("XPMEM_DEVICE", "/dev/null", 1), 0);
 	ck_assert_int_eq(sem_init(&in_ioctl, 0, 0), 0);
 	ck_assert_int_eq(sem_init(&go_on, 0, 0), 0);
+	ck_assert_int_gt(xpmem_version(), 0);
+	fd = atomic_load(&library_fd);
+	ck_assert_int_ge(fd, 0);
+	return fd;
 }
 
 /*
@@ -134,10 +141,7 @@ START_TEST(closed_descriptor_is_opened_again_and_its_number_left_alone)
 	int old, p[2], status;
 	pid_t pid;
 
-	use_fake_device();
-	ck_assert_int_gt(xpmem_version(), 0);
-	old = atomic_load(&library_fd);
-	ck_assert_int_ge(old, 0);
+	old = library_opens_the_device();
 	ck_assert_int_eq(pipe(p), 0);
 	ck_assert_int_eq(dup2(p[0], old), old);
 	pid = fork();
@@ -160,10 +164,7 @@ START_TEST(closed_descriptor_is_opened_again)
 {
 	int old;
 
-	use_fake_device();
-	ck_assert_int_gt(xpmem_version(), 0);
-	old = atomic_load(&library_fd);
-	ck_assert_int_ge(old, 0);
+	old = library_opens_the_device();
 	ck_assert_int_eq(close(old), 0);
 	errno = 0;
 	ck_assert_msg(make() > 0, "make after the program closed the descriptor: %s",
@@ -192,10 +193,7 @@ START_TEST(late_thread_does_not_close_the_descriptor_reopened_by_another)
 	void *segid;
 	int fd;
 
-	use_fake_device();
-	ck_assert_int_gt(xpmem_version(), 0);
-	fd = atomic_load(&library_fd);
-	ck_assert_int_ge(fd, 0);
+	fd = library_opens_the_device();
 	ck_assert_int_eq(pthread_create(&late, NULL, make_after_noproc, (void *)1), 0);
 	sem_wait(&in_ioctl);
 	ck_assert_int_eq(pthread_create(&early, NULL, make_after_noproc, NULL), 0);
